@@ -1,0 +1,95 @@
+//! An agent: the stores, the shared context and every long-lived task, with a shutdown story.
+//!
+//! Shutdown order: stop accepting; let connections finish their in-flight requests (the flusher is
+//! still running, so every waiting producer gets its answer); stop the flusher once it has flushed
+//! the rest; release our leases so another agent can take over at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use streamhouse_storage::cache::CachedStore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::context::{AgentContext, Shared};
+use crate::error::BrokerError;
+use crate::partition::table::PartitionTable;
+use crate::partition::writer::WriteQueue;
+use crate::{leases, partition, server};
+
+/// How long shutdown waits for connections to finish their in-flight requests.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
+
+pub struct Agent {
+    ctx: AgentContext,
+    local_addr: SocketAddr,
+    connections: TaskTracker,
+    tasks: TaskTracker,
+    flusher_stop: CancellationToken,
+}
+
+impl Agent {
+    /// Opens the stores, takes the leases it can and starts serving on `listener`.
+    pub async fn start(config: Config, listener: TcpListener) -> Result<Agent, BrokerError> {
+        let local_addr = listener.local_addr().map_err(streamhouse_protocol::ProtocolError::Io)?;
+        let mut config = config;
+        if config.advertised_address.is_none() {
+            // Port 0 binds a random port: advertise the real one.
+            config.advertised_address = Some(local_addr.to_string());
+        }
+        let advertised = config
+            .advertised()
+            .map_err(|e| BrokerError::Metadata(streamhouse_metadata::MetadataError::invalid(e)))?;
+        let metadata = streamhouse_metadata::open(&config.metadata_url()).await?;
+        let objects = streamhouse_storage::open(&config.object_store_url())?;
+        let objects = Arc::new(CachedStore::new(objects, config.read_cache_bytes as u64));
+        let cluster_id = metadata.cluster_id().await?;
+        let flusher_stop = CancellationToken::new();
+        let ctx = AgentContext::new(Shared {
+            agent_id: config.agent_id,
+            advertised,
+            cluster_id,
+            metadata,
+            objects,
+            partitions: PartitionTable::default(),
+            writes: WriteQueue::new(config.flush_bytes, config.flush_interval()),
+            commits: watch::Sender::new(0),
+            shutdown: CancellationToken::new(),
+            config,
+        });
+        leases::sync_topics(&ctx).await?;
+        let tasks = TaskTracker::new();
+        let connections = TaskTracker::new();
+        tasks.spawn(partition::flusher::run(ctx.clone(), flusher_stop.clone()));
+        tasks.spawn(leases::run(ctx.clone()));
+        tasks.spawn(server::run(ctx.clone(), listener, connections.clone()));
+        Ok(Agent { ctx, local_addr, connections, tasks, flusher_stop })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn context(&self) -> &AgentContext {
+        &self.ctx
+    }
+
+    pub async fn shutdown(self) {
+        info!("shutting down: finishing in-flight requests");
+        self.ctx.shutdown.cancel();
+        self.connections.close();
+        if tokio::time::timeout(DRAIN_DEADLINE, self.connections.wait()).await.is_err() {
+            warn!("connections still busy after {DRAIN_DEADLINE:?}; closing them");
+        }
+        self.flusher_stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        leases::release(&self.ctx).await;
+        info!("shutdown complete");
+    }
+}

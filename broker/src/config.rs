@@ -1,0 +1,128 @@
+//! Command-line flags and their `STREAMHOUSE_*` environment variables. A bare `streamhouse` runs the
+//! embedded default: 127.0.0.1:9092, SQLite and objects under `./data`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "streamhouse", version, about = "A Kafka-compatible streaming broker whose data lives in object storage")]
+pub struct Config {
+    /// Address to accept Kafka connections on.
+    #[arg(long, env = "STREAMHOUSE_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+
+    /// host:port that clients are told to connect to (Metadata's broker list); defaults to --listen.
+    #[arg(long, env = "STREAMHOUSE_ADVERTISED_ADDRESS")]
+    pub advertised_address: Option<String>,
+
+    /// This agent's id, the Kafka node id shown to clients.
+    #[arg(long, env = "STREAMHOUSE_AGENT_ID", default_value_t = 0)]
+    pub agent_id: i32,
+
+    /// Directory for the embedded metadata database and object store.
+    #[arg(long, env = "STREAMHOUSE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Metadata store URL: sqlite://PATH. Defaults to sqlite://DATA_DIR/metadata.db.
+    #[arg(long, env = "STREAMHOUSE_METADATA_URL")]
+    pub metadata_url: Option<String>,
+
+    /// Object store URL: file://DIR. Defaults to file://DATA_DIR/objects.
+    #[arg(long, env = "STREAMHOUSE_OBJECT_STORE_URL")]
+    pub object_store_url: Option<String>,
+
+    /// Flush pending batches once they hold this many bytes.
+    #[arg(long, env = "STREAMHOUSE_FLUSH_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub flush_bytes: usize,
+
+    /// Flush pending batches once the oldest has waited this long (ms). Producers with acks=1/all
+    /// wait at least this long, so keep it small for local storage.
+    #[arg(long, env = "STREAMHOUSE_FLUSH_INTERVAL_MS", default_value_t = 2)]
+    pub flush_interval_ms: u64,
+
+    /// Create a topic when a client asks for one that does not exist (Kafka's auto.create.topics.enable).
+    #[arg(long, env = "STREAMHOUSE_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Partition count of auto-created topics and of CreateTopics requests that leave it to the broker.
+    #[arg(long, env = "STREAMHOUSE_DEFAULT_PARTITIONS", default_value_t = 1)]
+    pub default_partitions: i32,
+
+    /// Largest request frame accepted; a bigger one closes the connection (socket.request.max.bytes).
+    #[arg(long, env = "STREAMHOUSE_MAX_REQUEST_BYTES", default_value_t = streamhouse_protocol::frame::DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
+
+    /// How long a partition lease lasts without renewal (ms).
+    #[arg(long, env = "STREAMHOUSE_LEASE_TTL_MS", default_value_t = 10_000)]
+    pub lease_ttl_ms: u64,
+
+    /// Bytes of recently committed batches kept in memory per partition, to serve tailing consumers.
+    #[arg(long, env = "STREAMHOUSE_TAIL_CACHE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub tail_cache_bytes: usize,
+
+    /// Bytes of object ranges cached in memory for consumers reading older data.
+    #[arg(long, env = "STREAMHOUSE_READ_CACHE_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub read_cache_bytes: usize,
+}
+
+impl Config {
+    pub fn metadata_url(&self) -> String {
+        self.metadata_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("metadata.db").display()))
+    }
+
+    pub fn object_store_url(&self) -> String {
+        self.object_store_url
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", self.data_dir.join("objects").display()))
+    }
+
+    /// The advertised (host, port), from --advertised-address or else --listen.
+    pub fn advertised(&self) -> Result<(String, i32), String> {
+        let Some(addr) = &self.advertised_address else {
+            return Ok((self.listen.ip().to_string(), i32::from(self.listen.port())));
+        };
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| format!("--advertised-address '{addr}' must be host:port"))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("--advertised-address '{addr}' has a bad port"))?;
+        Ok((host.trim_matches(['[', ']']).to_string(), i32::from(port)))
+    }
+
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.lease_ttl_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_command_runs_the_embedded_default() {
+        let c = Config::parse_from(["streamhouse"]);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9092");
+        assert_eq!(c.metadata_url(), "sqlite://./data/metadata.db");
+        assert_eq!(c.object_store_url(), "file://./data/objects");
+        assert_eq!(c.advertised(), Ok(("127.0.0.1".to_string(), 9092)));
+        assert!(c.auto_create_topics);
+    }
+
+    #[test]
+    fn advertised_address_is_parsed() {
+        let c = Config::parse_from(["streamhouse", "--advertised-address", "kafka.local:19092"]);
+        assert_eq!(c.advertised(), Ok(("kafka.local".to_string(), 19092)));
+        let bad = Config::parse_from(["streamhouse", "--advertised-address", "nope"]);
+        assert!(bad.advertised().is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! One client connection: read frames, dispatch each to its handler, write answers in request order.
+//!
+//! Requests pipelined on a connection run concurrently (a Produce waiting for its flush does not
+//! stop the next request from being read), but answers leave in the order requests came, as Kafka
+//! requires. Handlers are polled before the next frame is read, so a Produce queues its batches
+//! before any later request on the same connection is even decoded.
+//!
+//! A frame that cannot be parsed, an unknown API key or an unsupported version (other than of
+//! ApiVersions, which is answered so the client can retry lower) closes this connection only.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use kafka_protocol::messages::ApiKey;
+use streamhouse_protocol::{ProtocolError, frame, request};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+use tracing::{debug, info, warn};
+
+use crate::context::AgentContext;
+use crate::error::BrokerError;
+use crate::handlers::{self, Reply, api_versions};
+
+/// Requests a connection may have in flight before we stop reading from it (backpressure).
+const MAX_IN_FLIGHT: usize = 32;
+
+pub async fn run(ctx: AgentContext, socket: TcpStream) {
+    let peer = socket.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let _ = socket.set_nodelay(true);
+    let (reader, mut writer) = socket.into_split();
+    let mut frames = FramedRead::new(reader, frame::codec(ctx.config.max_request_bytes));
+    let mut in_flight: FuturesOrdered<Reply> = FuturesOrdered::new();
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            biased;
+            Some(done) = in_flight.next() => match done {
+                Ok(Some(response)) => {
+                    if let Err(e) = writer.write_all(&response).await {
+                        debug!(peer, error = %e, "client went away while we answered");
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(peer, error = %e, "closing connection: request could not be handled");
+                    return;
+                }
+            },
+            next = frames.next(), if reading && in_flight.len() < MAX_IN_FLIGHT => match next {
+                Some(Ok(frame)) => in_flight.push_back(dispatch(&ctx, frame.freeze(), &peer)),
+                Some(Err(e)) => {
+                    warn!(peer, error = %e, "closing connection: bad frame");
+                    return;
+                }
+                None => reading = false,
+            },
+            _ = ctx.shutdown.cancelled(), if reading => reading = false,
+            else => break,
+        }
+        if !reading && in_flight.is_empty() {
+            break;
+        }
+    }
+    debug!(peer, "connection closed");
+}
+
+/// Finds the route for a frame and starts its handler; refusals become failed replies so they
+/// are reported in order with everything else on the connection.
+fn dispatch(ctx: &AgentContext, mut frame: Bytes, peer: &str) -> Reply {
+    let refused = |e: ProtocolError| -> Reply { Box::pin(async move { Err(BrokerError::Protocol(e)) }) };
+    let prefix = match request::peek(&frame) {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    let Ok(key) = ApiKey::try_from(prefix.api_key) else {
+        return refused(ProtocolError::UnknownApiKey(prefix.api_key));
+    };
+    let Some(route) = handlers::route(key) else {
+        return refused(ProtocolError::UnknownApiKey(prefix.api_key));
+    };
+    if prefix.api_version < route.min || prefix.api_version > route.max {
+        if key == ApiKey::ApiVersions {
+            info!(peer, version = prefix.api_version, "ApiVersions version unsupported; answering with v0 so the client retries lower");
+            let answer = api_versions::unsupported_version(prefix.correlation_id);
+            return Box::pin(async move { answer.map(Some).map_err(BrokerError::from) });
+        }
+        return refused(ProtocolError::UnsupportedVersion { api_key: prefix.api_key, version: prefix.api_version });
+    }
+    match request::decode_header(&mut frame, key, prefix.api_version) {
+        Ok(header) => (route.call)(ctx.clone(), header, frame),
+        Err(e) => refused(e),
+    }
+}

@@ -1,0 +1,45 @@
+//! `AgentContext`: the cheap-clone handle every task and handler holds.
+
+use std::sync::Arc;
+
+use streamhouse_metadata::MetadataStore;
+use streamhouse_storage::ObjectStore;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::partition::table::PartitionTable;
+use crate::partition::writer::WriteQueue;
+
+#[derive(Clone)]
+pub struct AgentContext(Arc<Shared>);
+
+pub struct Shared {
+    pub config: Config,
+    pub agent_id: i32,
+    /// Host and port clients are told to use for this agent.
+    pub advertised: (String, i32),
+    pub cluster_id: String,
+    pub metadata: Arc<dyn MetadataStore>,
+    /// The object store behind the read cache.
+    pub objects: Arc<dyn ObjectStore>,
+    pub partitions: PartitionTable,
+    pub writes: WriteQueue,
+    /// Bumped after every flush commit; long-polling fetches wait on it.
+    pub commits: watch::Sender<u64>,
+    /// Cancelled when the agent starts to shut down.
+    pub shutdown: CancellationToken,
+}
+
+impl AgentContext {
+    pub fn new(shared: Shared) -> Self {
+        AgentContext(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AgentContext {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

@@ -1,0 +1,118 @@
+//! Metadata: v0-12.
+//!
+//! Brokers: this agent. Topics: all, or those asked for by name (or by id, v10+); an unknown name
+//! is created when auto-creation is on and the client allows it (always below v4), with
+//! --default-partitions partitions. Each partition reports its lease holder as leader with the
+//! lease's epoch (the Kafka leader epoch); one without a live lease is LEADER_NOT_AVAILABLE.
+//! Skipped: authorized operations (reported as "unknown", -2147483648), rack.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use streamhouse_metadata::{MetadataErrorKind, NewTopic, Topic};
+use tracing::info;
+use uuid::Uuid;
+
+use super::topic_configs::validate_topic_name;
+use crate::context::AgentContext;
+use crate::error::{BrokerError, Result};
+use crate::leases;
+
+pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: MetadataRequest) -> Result<MetadataResponse> {
+    let version = header.request_api_version;
+    let allow_create = ctx.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let mut topics = Vec::new();
+    match req.topics {
+        None => {
+            for topic in ctx.metadata.topics().await? {
+                topics.push(describe(ctx, &topic, version).await?);
+            }
+        }
+        Some(wanted) => {
+            for w in wanted {
+                topics.push(match w.name {
+                    Some(name) => by_name(ctx, name.0.as_str(), allow_create, version).await?,
+                    None => by_id(ctx, w.topic_id, version).await?,
+                });
+            }
+        }
+    }
+    let (host, port) = &ctx.advertised;
+    Ok(MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(ctx.agent_id))
+                .with_host(StrBytes::from_string(host.clone()))
+                .with_port(*port),
+        ])
+        .with_cluster_id((version >= 2).then(|| StrBytes::from_string(ctx.cluster_id.clone())))
+        .with_controller_id(BrokerId(if version >= 1 { ctx.agent_id } else { -1 }))
+        .with_topics(topics))
+}
+
+async fn by_name(ctx: &AgentContext, name: &str, allow_create: bool, version: i16) -> Result<MetadataResponseTopic> {
+    if let Err(code) = validate_topic_name(name) {
+        return Ok(failed(Some(name), Uuid::nil(), code));
+    }
+    if let Some(topic) = ctx.metadata.topic(name).await? {
+        return describe(ctx, &topic, version).await;
+    }
+    if !allow_create {
+        return Ok(failed(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition));
+    }
+    let new = NewTopic { name: name.to_string(), partitions: ctx.config.default_partitions, configs: Default::default() };
+    let topic = match ctx.metadata.create_topic(new).await {
+        Ok(t) => {
+            info!(topic = name, partitions = t.partitions, "auto-created topic");
+            t
+        }
+        // Another request created it first: use theirs.
+        Err(e) if e.kind() == MetadataErrorKind::Conflict => match ctx.metadata.topic(name).await? {
+            Some(t) => t,
+            None => return Ok(failed(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition)),
+        },
+        Err(e) => return Err(BrokerError::from(e)),
+    };
+    leases::acquire_topic(ctx, &topic).await?;
+    describe(ctx, &topic, version).await
+}
+
+async fn by_id(ctx: &AgentContext, id: Uuid, version: i16) -> Result<MetadataResponseTopic> {
+    match ctx.metadata.topic_by_id(id).await? {
+        Some(topic) => describe(ctx, &topic, version).await,
+        None => Ok(failed(None, id, ResponseError::UnknownTopicId)),
+    }
+}
+
+async fn describe(ctx: &AgentContext, topic: &Topic, version: i16) -> Result<MetadataResponseTopic> {
+    let mut states = ctx.metadata.partition_states(topic.id).await?;
+    states.sort_by_key(|s| s.id.partition);
+    let partitions = states
+        .into_iter()
+        .map(|s| {
+            let epoch = if version >= 7 { s.leader_epoch } else { -1 };
+            let p = MetadataResponsePartition::default().with_partition_index(s.id.partition).with_leader_epoch(epoch);
+            match s.leader {
+                Some(leader) => p
+                    .with_leader_id(BrokerId(leader))
+                    .with_replica_nodes(vec![BrokerId(leader)])
+                    .with_isr_nodes(vec![BrokerId(leader)]),
+                None => p.with_error_code(ResponseError::LeaderNotAvailable.code()).with_leader_id(BrokerId(-1)),
+            }
+        })
+        .collect();
+    Ok(MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(if version >= 10 { topic.id } else { Uuid::nil() })
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(i32::MIN))
+}
+
+fn failed(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name.map(|n| TopicName(StrBytes::from_string(n.to_string()))))
+        .with_topic_id(id)
+        .with_error_code(code.code())
+        .with_topic_authorized_operations(i32::MIN)
+}

@@ -1,0 +1,106 @@
+//! The route table: one line per API, holding the versions each handler really implements (and is
+//! tested with), never wider than what the codec parses. ApiVersions answers from this table, so
+//! what is advertised cannot drift from what is routed.
+//!
+//! A handler is `async fn handle(ctx, header, request) -> Result<Response>`; the `route!` macro
+//! writes the decode/encode glue around it. Each handler file opens with what it implements and
+//! what it skips.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod init_producer_id;
+mod leader_epoch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+mod topic_configs;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use streamhouse_protocol::request::{decode_body, encode_response};
+
+use crate::context::AgentContext;
+use crate::error::Result;
+
+/// What a request turns into: an encoded response frame, or nothing (Produce with acks=0).
+pub type Reply = BoxFuture<'static, Result<Option<Bytes>>>;
+
+pub struct Route {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+    pub call: fn(AgentContext, RequestHeader, Bytes) -> Reply,
+}
+
+/// `route!(Key, min, max, module)` for handlers that always answer; `route!(Key, min, max, module,
+/// optional)` for one whose `handle` returns `Option<Response>`.
+macro_rules! route {
+    ($key:ident, $min:expr, $max:expr, $module:ident $(, $optional:ident)?) => {
+        Route {
+            key: ApiKey::$key,
+            min: $min,
+            max: $max,
+            call: |ctx, header, mut body| {
+                Box::pin(async move {
+                    let version = header.request_api_version;
+                    let request = decode_body(&mut body, version)?;
+                    let response = $module::handle(&ctx, &header, request).await?;
+                    route!(@encode $key, version, header, response $(, $optional)?)
+                })
+            },
+        }
+    };
+    (@encode $key:ident, $version:ident, $header:ident, $response:ident) => {
+        Ok(Some(encode_response(ApiKey::$key, $version, $header.correlation_id, &$response)?))
+    };
+    (@encode $key:ident, $version:ident, $header:ident, $response:ident, optional) => {
+        match $response {
+            Some(r) => Ok(Some(encode_response(ApiKey::$key, $version, $header.correlation_id, &r)?)),
+            None => Ok(None),
+        }
+    };
+}
+
+pub static ROUTES: &[Route] = &[
+    route!(Produce, 3, 11, produce, optional),
+    route!(Fetch, 4, 17, fetch),
+    route!(ListOffsets, 1, 8, list_offsets),
+    route!(Metadata, 0, 12, metadata),
+    route!(ApiVersions, 0, 4, api_versions),
+    route!(CreateTopics, 2, 7, create_topics),
+    route!(DeleteTopics, 1, 6, delete_topics),
+    route!(InitProducerId, 0, 4, init_producer_id),
+    route!(OffsetForLeaderEpoch, 2, 4, offset_for_leader_epoch),
+    route!(DescribeConfigs, 1, 4, describe_configs),
+    route!(CreatePartitions, 0, 3, create_partitions),
+    route!(DescribeCluster, 0, 1, describe_cluster),
+];
+
+pub fn route(key: ApiKey) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn each_key_once_and_within_the_codec() {
+        let mut seen = HashSet::new();
+        for r in ROUTES {
+            assert!(seen.insert(r.key), "{:?} routed twice", r.key);
+            let codec = r.key.valid_versions();
+            assert!(r.min <= r.max, "{:?} has an inverted range", r.key);
+            assert!(r.min >= codec.min && r.max <= codec.max, "{:?} {}..{} is wider than the codec's {codec}", r.key, r.min, r.max);
+        }
+    }
+}

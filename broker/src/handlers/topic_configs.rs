@@ -1,0 +1,73 @@
+//! Topic configs: the names StreamHouse knows, their defaults and types, and topic-name rules.
+//! Used by CreateTopics (validation, the configs echoed back) and DescribeConfigs.
+
+use kafka_protocol::error::ResponseError;
+
+/// Config source codes of DescribeConfigs (KIP-226).
+pub const SOURCE_TOPIC: i8 = 1;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+/// Config type codes of DescribeConfigs v3+ (KIP-569).
+pub const TYPE_STRING: i8 = 2;
+pub const TYPE_INT: i8 = 3;
+pub const TYPE_LONG: i8 = 5;
+
+/// (name, default value, type) of each topic config a client may set or read.
+pub const TOPIC_DEFAULTS: &[(&str, &str, i8)] = &[
+    ("cleanup.policy", "delete", TYPE_STRING),
+    ("compression.type", "producer", TYPE_STRING),
+    ("max.message.bytes", "1048588", TYPE_INT),
+    ("message.timestamp.type", "CreateTime", TYPE_STRING),
+    ("min.insync.replicas", "1", TYPE_INT),
+    ("retention.bytes", "-1", TYPE_LONG),
+    ("retention.ms", "604800000", TYPE_LONG),
+    ("segment.bytes", "1073741824", TYPE_INT),
+    ("segment.ms", "604800000", TYPE_LONG),
+];
+
+pub fn default_of(name: &str) -> Option<(&'static str, i8)> {
+    TOPIC_DEFAULTS.iter().find(|(n, _, _)| *n == name).map(|(_, v, t)| (*v, *t))
+}
+
+/// Checks a config a client wants to set: known name, value of the right type.
+pub fn validate(name: &str, value: &str) -> Result<(), String> {
+    let Some((_, kind)) = default_of(name) else {
+        return Err(format!("unknown topic config '{name}'"));
+    };
+    let ok = match kind {
+        TYPE_INT => value.parse::<i32>().is_ok(),
+        TYPE_LONG => value.parse::<i64>().is_ok(),
+        _ => !value.is_empty(),
+    };
+    if ok { Ok(()) } else { Err(format!("invalid value '{value}' for topic config '{name}'")) }
+}
+
+/// Kafka's rule: 1-249 characters of [a-zA-Z0-9._-], and not "." or "..".
+pub fn validate_topic_name(name: &str) -> Result<(), ResponseError> {
+    let legal = !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if legal { Ok(()) } else { Err(ResponseError::InvalidTopicException) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        assert!(validate_topic_name("orders.v1_x-y").is_ok());
+        for bad in ["", ".", "..", "a b", "ü", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn config_values() {
+        assert!(validate("retention.ms", "1000").is_ok());
+        assert!(validate("retention.ms", "soon").is_err());
+        assert!(validate("no.such.config", "1").is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! The StreamHouse agent: a stateless Kafka-compatible broker whose data lives in object storage.
+//!
+//! - `config`: flags and `STREAMHOUSE_*` variables.
+//! - `agent`: builds the stores and context, starts every task, shuts down in order.
+//! - `server`: the accept loop. `connection`: one client, requests answered in order.
+//! - `handlers/`: the route table and one file per Kafka API.
+//! - `partition/`: the write path (writer, flusher), the read path (tail cache, reader),
+//!   idempotent-producer state, and the table of partitions this agent leads.
+//! - `leases`: taking and renewing partition leases.
+//! - `context`: the cheap-clone `AgentContext` handed to every task.
+//! - `error`: `BrokerError`, the one mapping to Kafka error codes.
+//! - `alloc`: the global allocator that keeps a hostile array count from aborting the agent.
+
+pub mod agent;
+mod alloc;
+pub mod config;
+pub mod connection;
+pub mod context;
+pub mod error;
+pub mod handlers;
+pub mod leases;
+pub mod partition;
+pub mod server;
+
+#[global_allocator]
+static ALLOCATOR: alloc::GuardedAllocator = alloc::GuardedAllocator;

@@ -1,0 +1,63 @@
+//! `streamhouse`: parse flags, start an agent, wait for Ctrl-C or SIGTERM, shut down in order.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use streamhouse::agent::Agent;
+use streamhouse::config::Config;
+use tokio::net::TcpListener;
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    let filter = EnvFilter::try_from_env("STREAMHOUSE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let listener = match TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!("cannot listen on {}: {e} (is another broker running? pick another --listen)", config.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let (metadata_url, object_store_url) = (config.metadata_url(), config.object_store_url());
+    let agent = match Agent::start(config, listener).await {
+        Ok(a) => a,
+        Err(e) => {
+            error!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(
+        "StreamHouse agent listening on {}, metadata at {metadata_url}, objects at {object_store_url}",
+        agent.local_addr()
+    );
+    wait_for_signal().await;
+    agent.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                error!("cannot watch SIGTERM ({e}); only Ctrl-C stops the agent cleanly");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,160 @@
+//! The read path: committed batches of one partition from `offset`, within a byte budget. Data comes
+//! from the tail cache when it reaches back far enough, else from ranged reads of segment objects
+//! (through the read cache). Runs are returned as slices of what was stored, never re-encoded.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use streamhouse_protocol::batch;
+
+use super::{Partition, Snapshot};
+use crate::context::AgentContext;
+use crate::error::Result;
+
+/// Segment index rows looked up per store round trip.
+const SEGMENTS_PER_LOOKUP: u32 = 16;
+
+pub struct Read {
+    pub snapshot: Snapshot,
+    pub records: Bytes,
+}
+
+/// Reads from `offset`. `max_bytes` may be exceeded by the first batch only, and only when
+/// `allow_oversized` (KIP-74: a consumer must always be able to make progress).
+pub async fn read(ctx: &AgentContext, partition: &Arc<Partition>, offset: i64, max_bytes: usize, allow_oversized: bool) -> Result<Read> {
+    let snapshot = partition.snapshot();
+    if offset < snapshot.log_start_offset || offset > snapshot.high_watermark {
+        return Err(ResponseError::OffsetOutOfRange.into());
+    }
+    let mut out = Collected::new(offset, max_bytes, allow_oversized);
+    if offset == snapshot.high_watermark {
+        return Ok(Read { snapshot, records: out.finish() });
+    }
+    if let Some(runs) = partition.with_state(|s| s.tail.from_offset(offset)) {
+        for run in runs {
+            if !out.add(&run.bytes) {
+                break;
+            }
+        }
+        return Ok(Read { snapshot, records: out.finish() });
+    }
+    let mut from = offset;
+    'lookup: while from < snapshot.high_watermark {
+        let segments = ctx.metadata.segments(partition.id, from, SEGMENTS_PER_LOOKUP).await?;
+        if segments.is_empty() {
+            break;
+        }
+        for s in &segments {
+            let run = ctx.objects.get_range(&s.object_key, s.position..s.position + s.length).await?;
+            if !out.add(&run) {
+                break 'lookup;
+            }
+            from = s.last_offset + 1;
+        }
+    }
+    Ok(Read { snapshot, records: out.finish() })
+}
+
+/// Whole batches gathered across runs, trimmed to the fetch offset and the byte budget.
+struct Collected {
+    offset: i64,
+    budget: usize,
+    allow_oversized: bool,
+    parts: Vec<Bytes>,
+    size: usize,
+}
+
+impl Collected {
+    fn new(offset: i64, budget: usize, allow_oversized: bool) -> Self {
+        Collected { offset, budget, allow_oversized, parts: Vec::new(), size: 0 }
+    }
+
+    /// Takes the batches of `run` that end at or after the offset while they fit; false once full.
+    fn add(&mut self, run: &Bytes) -> bool {
+        let mut start = None;
+        let mut end = 0;
+        let mut full = false;
+        for (at, h) in batch::headers(run) {
+            if h.last_offset() < self.offset {
+                continue;
+            }
+            let len = h.total_len();
+            let first_ever = self.size == 0 && start.is_none();
+            let taken = start.map_or(0, |s| end - s);
+            if self.size + taken + len > self.budget && !(first_ever && self.allow_oversized) {
+                full = true;
+                break;
+            }
+            start.get_or_insert(at);
+            end = at + len;
+        }
+        if let Some(start) = start {
+            self.size += end - start;
+            self.parts.push(run.slice(start..end));
+        }
+        !full
+    }
+
+    fn finish(mut self) -> Bytes {
+        match self.parts.len() {
+            0 => Bytes::new(),
+            1 => self.parts.remove(0),
+            _ => {
+                let mut all = BytesMut::with_capacity(self.size);
+                for p in &self.parts {
+                    all.extend_from_slice(p);
+                }
+                all.freeze()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BufMut;
+
+    use super::*;
+
+    /// A stored run of `n` single-record batches from `base`, each `size` bytes long.
+    fn run(base: i64, n: i64, size: usize) -> Bytes {
+        let mut out = BytesMut::new();
+        for i in 0..n {
+            out.put_i64(base + i);
+            out.put_i32((size - 12) as i32);
+            out.put_i32(0);
+            out.put_i8(2);
+            out.put_bytes(0, size - 17);
+        }
+        out.freeze()
+    }
+
+    #[test]
+    fn trims_to_offset_and_budget() {
+        let mut c = Collected::new(3, 200, true);
+        assert!(!c.add(&run(0, 10, 100)));
+        let got = c.finish();
+        assert_eq!(got.len(), 200);
+        assert_eq!(batch::headers(&got).next().map(|(_, h)| h.base_offset), Some(3));
+    }
+
+    #[test]
+    fn oversized_first_batch_only_when_allowed() {
+        let mut c = Collected::new(0, 50, true);
+        c.add(&run(0, 2, 100));
+        assert_eq!(c.finish().len(), 100);
+        let mut c = Collected::new(0, 50, false);
+        c.add(&run(0, 2, 100));
+        assert!(c.finish().is_empty());
+    }
+
+    #[test]
+    fn spans_runs() {
+        let mut c = Collected::new(0, 1000, true);
+        assert!(c.add(&run(0, 2, 100)));
+        assert!(c.add(&run(2, 2, 100)));
+        let all = c.finish();
+        assert_eq!(batch::headers(&all).map(|(_, h)| h.base_offset).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    }
+}

@@ -1,0 +1,199 @@
+//! The metadata store: the single source of truth for topics, partition leases and leader epochs,
+//! high watermarks, the segment index and idempotent-producer state.
+//!
+//! Nothing here knows the Kafka codec: the broker converts requests into these domain types at its
+//! handler edge. The store is split by concern into small traits; [`MetadataStore`] is their sum and
+//! is what the broker holds (`Arc<dyn MetadataStore>`), picked by URL scheme in [`open`].
+//!
+//! - `clock`: [`Clock`], the source of "now" for lease expiry ([`ManualClock`] for tests).
+//! - `error`: [`MetadataError`] with a kind (Fenced, NotFound, Conflict, Unavailable, Corrupt, Invalid).
+//! - `sqlite`: the `sqlite://PATH` backend, the embedded default (migrations in `migrations/sqlite`).
+//! - `queries/`: SQL the backends share, one file per concern.
+
+pub mod clock;
+pub mod error;
+mod queries;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{MetadataError, MetadataErrorKind};
+
+pub type Result<T> = std::result::Result<T, MetadataError>;
+
+/// An agent (broker) id, the Kafka `node_id`.
+pub type AgentId = i32;
+
+/// A partition, named by its topic's id so a re-created topic of the same name never sees old data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartitionId {
+    pub topic_id: Uuid,
+    pub partition: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    pub id: Uuid,
+    pub name: String,
+    pub partitions: i32,
+    /// Only the configs set explicitly at creation; defaults are the broker's business.
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// What the store knows of one partition right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionState {
+    pub id: PartitionId,
+    /// The lease holder, if the lease has not expired.
+    pub leader: Option<AgentId>,
+    /// The Kafka leader epoch: bumped on every lease acquisition.
+    pub leader_epoch: i32,
+    /// One past the last committed offset.
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// A lease just acquired: the new epoch and where the log stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub id: PartitionId,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// A contiguous run of one partition's batches inside a segment object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentRef {
+    pub base_offset: i64,
+    /// Offset of the last record in the run (inclusive).
+    pub last_offset: i64,
+    pub object_key: String,
+    /// Byte position of the run inside the object.
+    pub position: u64,
+    pub length: u64,
+    /// Greatest record timestamp in the run (ms).
+    pub max_timestamp: i64,
+}
+
+/// The recent batches of one idempotent producer on one partition, kept to answer retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerState {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Oldest first; at most five, as Kafka keeps (max.in.flight.requests.per.connection <= 5).
+    pub batches: Vec<ProducerBatch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerBatch {
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+    pub base_offset: i64,
+    pub last_offset: i64,
+}
+
+/// One partition's part of a flush: the run it wrote and the producer state it leaves behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionCommit {
+    pub id: PartitionId,
+    /// The epoch under which the leader wrote; the commit is fenced against it.
+    pub leader_epoch: i32,
+    pub segment: SegmentRef,
+    pub producers: Vec<ProducerState>,
+}
+
+/// How one partition of a flush ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed { high_watermark: i64 },
+    /// Another agent holds a newer epoch (or the lease lapsed): nothing of this partition was written.
+    Fenced,
+}
+
+#[async_trait]
+pub trait TopicStore: Send + Sync {
+    /// Creates a topic and its partitions (log start 0, high watermark 0, epoch 0, no leader).
+    /// A name already taken is `Conflict`.
+    async fn create_topic(&self, topic: NewTopic) -> Result<Topic>;
+    /// Removes the topic, its partitions, leases, segment index rows and producer state.
+    /// Objects are left for the sweeper. Unknown name is `NotFound`.
+    async fn delete_topic(&self, name: &str) -> Result<Topic>;
+    async fn topic(&self, name: &str) -> Result<Option<Topic>>;
+    async fn topic_by_id(&self, id: Uuid) -> Result<Option<Topic>>;
+    async fn topics(&self) -> Result<Vec<Topic>>;
+    /// Grows a topic to `total` partitions; fewer than now is `Invalid`.
+    async fn create_partitions(&self, name: &str, total: i32) -> Result<Topic>;
+}
+
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes the partition's lease if it is free, expired or already `agent`'s: bumps the leader
+    /// epoch, records (epoch, high watermark) in the epoch history, and returns where the log stands.
+    /// `None` when another agent holds a live lease.
+    async fn acquire_lease(&self, agent: AgentId, id: PartitionId, ttl: Duration) -> Result<Option<Lease>>;
+    /// Extends every lease `agent` holds, in one statement; returns how many it holds.
+    async fn renew_leases(&self, agent: AgentId, ttl: Duration) -> Result<u64>;
+    /// Gives up every lease `agent` holds so another agent can take them at once.
+    async fn release_leases(&self, agent: AgentId) -> Result<()>;
+    async fn partition_states(&self, topic_id: Uuid) -> Result<Vec<PartitionState>>;
+    async fn partition_state(&self, id: PartitionId) -> Result<Option<PartitionState>>;
+    /// (epoch, start offset) pairs, oldest first, for OffsetForLeaderEpoch.
+    async fn epoch_history(&self, id: PartitionId) -> Result<Vec<(i32, i64)>>;
+}
+
+#[async_trait]
+pub trait SegmentStore: Send + Sync {
+    /// Commits one flush in ONE transaction: per partition, if `agent` still holds the lease at
+    /// `leader_epoch` and the run starts at the current high watermark, inserts the index row, advances
+    /// the high watermark to `last_offset + 1` and upserts the producer states; otherwise that partition
+    /// is `Fenced` and leaves no trace. Outcomes are in the order of `commits`.
+    async fn commit_flush(&self, agent: AgentId, commits: &[PartitionCommit]) -> Result<Vec<CommitOutcome>>;
+    /// Runs whose last offset is >= `from_offset`, in offset order, at most `limit`.
+    async fn segments(&self, id: PartitionId, from_offset: i64, limit: u32) -> Result<Vec<SegmentRef>>;
+    /// The first run (in offset order) whose max timestamp is >= `timestamp`.
+    async fn segment_for_timestamp(&self, id: PartitionId, timestamp: i64) -> Result<Option<SegmentRef>>;
+    /// The run holding the greatest timestamp (the earliest such run on ties).
+    async fn segment_with_max_timestamp(&self, id: PartitionId) -> Result<Option<SegmentRef>>;
+}
+
+#[async_trait]
+pub trait ProducerStore: Send + Sync {
+    /// Allocates a new producer id, unique across the cluster.
+    async fn allocate_producer_id(&self) -> Result<i64>;
+    /// The committed producer states of a partition, loaded by a new leader.
+    async fn producer_states(&self, id: PartitionId) -> Result<Vec<ProducerState>>;
+}
+
+#[async_trait]
+pub trait ClusterStore: Send + Sync {
+    /// The cluster id, created with the store and stable for its life.
+    async fn cluster_id(&self) -> Result<String>;
+}
+
+/// Everything the broker needs from the metadata store.
+pub trait MetadataStore: TopicStore + LeaseStore + SegmentStore + ProducerStore + ClusterStore {}
+impl<T: TopicStore + LeaseStore + SegmentStore + ProducerStore + ClusterStore> MetadataStore for T {}
+
+/// Opens (creating and migrating if needed) the backend named by the URL scheme: `sqlite://PATH` today.
+pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
+    match url.split_once("://") {
+        Some(("sqlite", path)) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+        _ => Err(MetadataError::invalid(format!(
+            "unsupported metadata URL '{url}': use sqlite://PATH"
+        ))),
+    }
+}
