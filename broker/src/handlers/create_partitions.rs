@@ -32,7 +32,7 @@ async fn grow(ctx: &AgentContext, t: &CreatePartitionsTopic, validate_only: bool
     let refusal = |e: crate::error::BrokerError| (e.response_error(), e.to_string());
     let topic = ctx.metadata.topic(name).await.map_err(|e| refusal(e.into()))?;
     let topic = topic.ok_or((ResponseError::UnknownTopicOrPartition, format!("topic '{name}' does not exist")))?;
-    if t.assignments.is_some() {
+    if t.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
         return Err((ResponseError::InvalidReplicaAssignment, "manual replica assignment is not supported".into()));
     }
     if t.count <= topic.partitions {

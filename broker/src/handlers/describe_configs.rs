@@ -76,8 +76,9 @@ fn broker_entries(ctx: &AgentContext) -> Vec<Entry> {
     ]
 }
 
+/// No keys, null or empty, means every config (as Kafka's ConfigHelper reads it).
 fn wanted(r: &DescribeConfigsResource, name: &str) -> bool {
-    r.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
+    r.configuration_keys.as_ref().is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
 }
 
 fn describe(e: Entry, synonyms: bool, version: i16) -> DescribeConfigsResourceResult {
