@@ -1,0 +1,140 @@
+//! Bad input never takes the agent down: each hostile frame gets the Kafka answer a client expects
+//! or a closed connection, and other clients keep being served.
+
+mod common;
+
+use bytes::{BufMut, BytesMut};
+use common::{RawClient, TestAgent, batch};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use tokio::io::AsyncWriteExt;
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    out.put_i32(body.len() as i32);
+    out.put_slice(body);
+    out.to_vec()
+}
+
+/// Sends raw bytes on a new connection and says whether the agent closed it without answering.
+async fn closes_without_answer(agent: &TestAgent, bytes: &[u8]) -> bool {
+    let mut c = RawClient::connect(agent.addr).await;
+    c.stream.write_all(bytes).await.ok();
+    c.stream.shutdown().await.ok();
+    c.read_frame().await.is_none()
+}
+
+async fn produce_works(agent: &TestAgent, topic: &str) -> i16 {
+    let mut c = agent.client().await;
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
+        TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch(&[b"ok"], None)))]),
+    ]);
+    c.send(3, &MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.to_string())))),
+    ]))).await;
+    c.send(7, &req).await.responses[0].partition_responses[0].error_code
+}
+
+#[tokio::test]
+async fn hostile_frames_close_only_their_connection() {
+    let agent = TestAgent::start(&["--max-request-bytes", "1048576"]).await;
+    // A connection that stays open across all the abuse must still work at the end.
+    let mut bystander = agent.client().await;
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("length over the cap", 2_000_000_000i32.to_be_bytes().to_vec()),
+        ("negative length", (-5i32).to_be_bytes().to_vec()),
+        ("truncated frame", { let mut f = frame(&[0, 3, 0, 9, 0, 0, 0, 1, 0, 0]); f.truncate(8); f }),
+        ("header shorter than its prefix", frame(&[0, 3, 0])),
+        ("unknown api key", frame(&[0x27, 0x0f, 0, 0, 0, 0, 0, 1, 0xff, 0xff])),
+        ("unsupported Produce version", frame(&[0, 0, 0, 99, 0, 0, 0, 1, 0xff, 0xff])),
+        ("metadata body cut short", frame(&[0, 3, 0, 4, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 5, 0, 3])),
+        // Produce v3 claiming i32::MAX topics: the codec would size a Vec from it.
+        ("huge array count", frame(&[0, 0, 0, 3, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 0, 0, 10, 0x7f, 0xff, 0xff, 0xff, 0, 1, b'a'])),
+        // Metadata v9 (flexible) with a compact array count of u32::MAX - 1.
+        ("huge compact array count", frame(&[0, 3, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0xff, 0x0f])),
+    ];
+    for (what, bytes) in &cases {
+        assert!(closes_without_answer(&agent, bytes).await, "{what}: connection should close");
+    }
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..200 {
+        let len = (seed % 300) as usize;
+        let junk: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        let mut c = RawClient::connect(agent.addr).await;
+        c.stream.write_all(&frame(&junk)).await.ok();
+        c.stream.write_all(&junk).await.ok();
+    }
+
+    let r = bystander.send(12, &MetadataRequest::default().with_topics(None)).await;
+    assert_eq!(r.brokers.len(), 1, "the bystander connection still works");
+    assert_eq!(produce_works(&agent, "after-garbage").await, 0, "a new client can still produce");
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_api_versions_version_gets_v0_with_unsupported_version() {
+    let agent = TestAgent::start(&[]).await;
+    let mut c = agent.client().await;
+    // ApiVersions v99, correlation id 7, client id null, then bytes of a future body.
+    c.stream.write_all(&frame(&[0, 18, 0, 99, 0, 0, 0, 7, 0xff, 0xff, 0, 1, 2, 3])).await.ok();
+    let mut answer = c.read_frame().await.expect("an answer, not a closed connection");
+    use bytes::Buf;
+    assert_eq!(answer.get_i32(), 7, "correlation id echoed");
+    let body = <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut answer, 0).expect("v0 body");
+    assert_eq!(body.error_code, 35, "UNSUPPORTED_VERSION");
+    assert!(body.api_keys.iter().any(|k| k.api_key == 18 && k.max_version == 4), "our versions, so the client can retry lower");
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn bad_batches_get_partition_errors() {
+    let agent = TestAgent::start(&[]).await;
+    assert_eq!(produce_works(&agent, "t").await, 0);
+    let mut c = agent.client().await;
+    let good = batch(&[b"x", b"y"], None);
+    let mut bad_crc = BytesMut::from(&good[..]);
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0xff;
+    let mut bad_magic = BytesMut::from(&good[..]);
+    bad_magic[16] = 1;
+    let cases = [
+        (bad_crc.freeze(), 2i16, 0),            // CORRUPT_MESSAGE
+        (good.slice(..30), 2, 0),               // truncated: CORRUPT_MESSAGE
+        (bad_magic.freeze(), 43, 0),            // UNSUPPORTED_FOR_MESSAGE_FORMAT
+        (good.clone(), 3, 7),                   // unknown partition: UNKNOWN_TOPIC_OR_PARTITION
+        (good.clone(), 3, -1),                  // negative partition
+    ];
+    for (records, code, partition) in cases {
+        let req = ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))]),
+        ]);
+        let r = c.send(9, &req).await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, code, "partition {partition}");
+    }
+    let req = ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![
+        TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("bad name!")))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(good.clone()))]),
+    ]);
+    assert_eq!(c.send(9, &req).await.responses[0].partition_responses[0].error_code, 3);
+    let req = ProduceRequest::default().with_acks(5).with_timeout_ms(5000).with_topic_data(vec![
+        TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(good))]),
+    ]);
+    assert_eq!(c.send(9, &req).await.responses[0].partition_responses[0].error_code, 21, "INVALID_REQUIRED_ACKS");
+    agent.stop().await;
+}
