@@ -20,7 +20,7 @@ use crate::context::{AgentContext, Shared};
 use crate::error::BrokerError;
 use crate::partition::table::PartitionTable;
 use crate::partition::writer::WriteQueue;
-use crate::{leases, partition, server};
+use crate::{groups, leases, partition, server};
 
 /// How long shutdown waits for connections to finish their in-flight requests.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
@@ -46,7 +46,7 @@ impl Agent {
             .advertised()
             .map_err(|e| BrokerError::Metadata(streamhouse_metadata::MetadataError::invalid(e)))?;
         let metadata = streamhouse_metadata::open(&config.metadata_url()).await?;
-        let objects = streamhouse_storage::open(&config.object_store_url())?;
+        let objects = streamhouse_storage::open(&config.object_store_url()).await?;
         let objects = Arc::new(CachedStore::new(objects, config.read_cache_bytes as u64));
         let cluster_id = metadata.cluster_id().await?;
         let flusher_stop = CancellationToken::new();
@@ -58,6 +58,7 @@ impl Agent {
             objects,
             partitions: PartitionTable::default(),
             writes: WriteQueue::new(config.flush_bytes, config.flush_interval()),
+            groups: Default::default(),
             commits: watch::Sender::new(0),
             shutdown: CancellationToken::new(),
             config,
@@ -67,6 +68,7 @@ impl Agent {
         let connections = TaskTracker::new();
         tasks.spawn(partition::flusher::run(ctx.clone(), flusher_stop.clone()));
         tasks.spawn(leases::run(ctx.clone()));
+        tasks.spawn(groups::run(ctx.clone()));
         tasks.spawn(server::run(ctx.clone(), listener, connections.clone()));
         Ok(Agent { ctx, local_addr, connections, tasks, flusher_stop })
     }

@@ -60,12 +60,21 @@ pub struct Config {
     pub lease_ttl_ms: u64,
 
     /// Bytes of recently committed batches kept in memory per partition, to serve tailing consumers.
-    #[arg(long, env = "STREAMHOUSE_TAIL_CACHE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, env = "STREAMHOUSE_TAIL_CACHE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub tail_cache_bytes: usize,
 
     /// Bytes of object ranges cached in memory for consumers reading older data.
-    #[arg(long, env = "STREAMHOUSE_READ_CACHE_BYTES", default_value_t = 128 * 1024 * 1024)]
+    #[arg(long, env = "STREAMHOUSE_READ_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub read_cache_bytes: usize,
+
+    /// How long a new consumer group waits for more members before its first rebalance completes
+    /// (group.initial.rebalance.delay.ms; Kafka's default of 3 s is why first records come late).
+    #[arg(long, env = "STREAMHOUSE_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 100)]
+    pub group_initial_rebalance_delay_ms: u64,
+
+    /// Committed offsets of a group with no members are deleted after this long (offsets.retention.minutes).
+    #[arg(long, env = "STREAMHOUSE_OFFSETS_RETENTION_MINUTES", default_value_t = 10_080)]
+    pub offsets_retention_minutes: u64,
 }
 
 impl Config {
@@ -101,6 +110,14 @@ impl Config {
 
     pub fn lease_ttl(&self) -> Duration {
         Duration::from_millis(self.lease_ttl_ms)
+    }
+
+    pub fn group_initial_rebalance_delay(&self) -> Duration {
+        Duration::from_millis(self.group_initial_rebalance_delay_ms)
+    }
+
+    pub fn offsets_retention(&self) -> Duration {
+        Duration::from_secs(self.offsets_retention_minutes.saturating_mul(60))
     }
 }
 

@@ -25,6 +25,16 @@ use crate::handlers::{self, Reply, api_versions};
 /// Requests a connection may have in flight before we stop reading from it (backpressure).
 const MAX_IN_FLIGHT: usize = 32;
 
+tokio::task_local! {
+    /// The client's address, for handlers that report it (DescribeGroups' client_host).
+    static PEER: String;
+}
+
+/// The address of the client whose request is being handled ("" outside a connection).
+pub fn peer() -> String {
+    PEER.try_with(Clone::clone).unwrap_or_default()
+}
+
 pub async fn run(ctx: AgentContext, socket: TcpStream) {
     let peer = socket.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let _ = socket.set_nodelay(true);
@@ -89,7 +99,7 @@ fn dispatch(ctx: &AgentContext, mut frame: Bytes, peer: &str) -> Reply {
         return refused(ProtocolError::UnsupportedVersion { api_key: prefix.api_key, version: prefix.api_version });
     }
     match request::decode_header(&mut frame, key, prefix.api_version) {
-        Ok(header) => (route.call)(ctx.clone(), header, frame),
+        Ok(header) => Box::pin(PEER.scope(peer.to_string(), (route.call)(ctx.clone(), header, frame))),
         Err(e) => refused(e),
     }
 }

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::groups::Coordinator;
 use crate::partition::table::PartitionTable;
 use crate::partition::writer::WriteQueue;
 
@@ -25,6 +26,8 @@ pub struct Shared {
     pub objects: Arc<dyn ObjectStore>,
     pub partitions: PartitionTable,
     pub writes: WriteQueue,
+    /// The consumer groups this agent coordinates.
+    pub groups: Coordinator,
     /// Bumped after every flush commit; long-polling fetches wait on it.
     pub commits: watch::Sender<u64>,
     /// Cancelled when the agent starts to shut down.

@@ -6,6 +6,7 @@
 //! - `handlers/`: the route table and one file per Kafka API.
 //! - `partition/`: the write path (writer, flusher), the read path (tail cache, reader),
 //!   idempotent-producer state, and the table of partitions this agent leads.
+//! - `groups/`: consumer-group coordination (the join/sync state machine, coordinator leases).
 //! - `leases`: taking and renewing partition leases.
 //! - `context`: the cheap-clone `AgentContext` handed to every task.
 //! - `error`: `BrokerError`, the one mapping to Kafka error codes.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod connection;
 pub mod context;
 pub mod error;
+pub mod groups;
 pub mod handlers;
 pub mod leases;
 pub mod partition;

@@ -174,6 +174,8 @@ fn database_error_kind(err: &dyn sqlx::error::DatabaseError) -> MetadataErrorKin
             c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57") => {
                 MetadataErrorKind::Unavailable
             }
+            // bad credentials, unknown database: the URL is wrong, retrying will not help.
+            c if c.starts_with("28") || c == "3D000" => MetadataErrorKind::Invalid,
             // Anything else (syntax, undefined column, data corrupted) will fail again the same way.
             _ => MetadataErrorKind::Corrupt,
         },

@@ -1,5 +1,5 @@
 //! The metadata store: the single source of truth for topics, partition leases and leader epochs,
-//! high watermarks, the segment index and idempotent-producer state.
+//! high watermarks, the segment index, idempotent-producer state, consumer groups and their offsets.
 //!
 //! Nothing here knows the Kafka codec: the broker converts requests into these domain types at its
 //! handler edge. The store is split by concern into small traits; [`MetadataStore`] is their sum and
@@ -8,10 +8,13 @@
 //! - `clock`: [`Clock`], the source of "now" for lease expiry ([`ManualClock`] for tests).
 //! - `error`: [`MetadataError`] with a kind (Fenced, NotFound, Conflict, Unavailable, Corrupt, Invalid).
 //! - `sqlite`: the `sqlite://PATH` backend, the embedded default (migrations in `migrations/sqlite`).
+//! - `postgres`: the `postgres://` backend, shared by the agents of a cluster (migrations in
+//!   `migrations/postgres`, the same schema in PostgreSQL's types).
 //! - `queries/`: SQL the backends share, one file per concern.
 
 pub mod clock;
 pub mod error;
+pub mod postgres;
 mod queries;
 pub mod sqlite;
 
@@ -184,16 +187,88 @@ pub trait ClusterStore: Send + Sync {
     async fn cluster_id(&self) -> Result<String>;
 }
 
-/// Everything the broker needs from the metadata store.
-pub trait MetadataStore: TopicStore + LeaseStore + SegmentStore + ProducerStore + ClusterStore {}
-impl<T: TopicStore + LeaseStore + SegmentStore + ProducerStore + ClusterStore> MetadataStore for T {}
+/// A consumer group's durable state: what a coordinator (this one after a restart, or another
+/// agent after a failover) needs to carry on without forcing every member to rejoin.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupState {
+    pub group_id: String,
+    /// "consumer", "connect", ... or "" for a group that only has committed offsets.
+    pub protocol_type: String,
+    /// The protocol (assignor) chosen for the current generation.
+    pub protocol: Option<String>,
+    pub generation: i32,
+    pub leader: Option<String>,
+    pub members: Vec<GroupMember>,
+}
 
-/// Opens (creating and migrating if needed) the backend named by the URL scheme: `sqlite://PATH` today.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupMember {
+    pub member_id: String,
+    /// Static membership (KIP-345).
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    /// (protocol name, member metadata) in the member's order of preference.
+    pub protocols: Vec<(String, Vec<u8>)>,
+    pub assignment: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// -1 when the client did not send one.
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    pub commit_timestamp_ms: i64,
+}
+
+/// Consumer groups: the coordinator lease, durable group state and committed offsets. Writes are
+/// fenced by the coordinator epoch exactly as partition commits are by the leader epoch.
+#[async_trait]
+pub trait GroupStore: Send + Sync {
+    /// Takes the coordinator lease of `group` if it is free, expired or already `agent`'s, bumping
+    /// its epoch; `None` while another agent holds a live lease. The lease is renewed and released
+    /// together with the partition leases (`renew_leases`, `release_leases`).
+    async fn acquire_group_lease(&self, agent: AgentId, group: &str, ttl: Duration) -> Result<Option<i32>>;
+    /// The agent holding a live coordinator lease on `group`, if any.
+    async fn group_coordinator(&self, group: &str) -> Result<Option<AgentId>>;
+    /// Replaces the group's state. `Fenced` unless `agent` holds the lease at `epoch`.
+    async fn save_group(&self, agent: AgentId, epoch: i32, state: &GroupState) -> Result<()>;
+    async fn load_group(&self, group: &str) -> Result<Option<GroupState>>;
+    /// Every group with saved state or committed offsets (the latter as a default `GroupState`
+    /// with only `group_id` set).
+    async fn list_groups(&self) -> Result<Vec<GroupState>>;
+    /// Removes the group's state and offsets. `NotFound` if it has neither; `Fenced` as above.
+    async fn delete_group(&self, agent: AgentId, epoch: i32, group: &str) -> Result<()>;
+    /// Upserts offsets in one transaction. `Fenced` as above.
+    async fn commit_offsets(&self, agent: AgentId, epoch: i32, group: &str, offsets: &[CommittedOffset]) -> Result<()>;
+    async fn fetch_offsets(&self, group: &str) -> Result<Vec<CommittedOffset>>;
+    /// Removes the offsets of the given (topic, partition)s. `Fenced` as above.
+    async fn delete_offsets(&self, agent: AgentId, epoch: i32, group: &str, partitions: &[(String, i32)]) -> Result<()>;
+    /// Deletes offsets committed before `cutoff_ms` in groups that have no members (Kafka's
+    /// offsets.retention.minutes); returns how many were deleted.
+    async fn expire_offsets(&self, cutoff_ms: i64) -> Result<u64>;
+}
+
+/// Everything the broker needs from the metadata store.
+pub trait MetadataStore: TopicStore + LeaseStore + SegmentStore + ProducerStore + ClusterStore + GroupStore {}
+impl<T: TopicStore + LeaseStore + SegmentStore + ProducerStore + ClusterStore + GroupStore> MetadataStore for T {}
+
+/// Opens (creating and migrating if needed) the backend named by the URL scheme: `sqlite://PATH`,
+/// or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`; the database must
+/// exist, its tables are created).
 pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
     match url.split_once("://") {
         Some(("sqlite", path)) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+        Some(("postgres" | "postgresql", _)) => {
+            Ok(Arc::new(postgres::PostgresStore::open(url).await?))
+        }
         _ => Err(MetadataError::invalid(format!(
-            "unsupported metadata URL '{url}': use sqlite://PATH"
+            "unsupported metadata URL '{url}': use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
         ))),
     }
 }

@@ -22,9 +22,9 @@ use uuid::Uuid;
 use crate::clock::{Clock, SystemClock, duration_ms};
 use crate::queries::{Queries, new_cluster_id};
 use crate::{
-    AgentId, ClusterStore, CommitOutcome, Lease, LeaseStore, MetadataError, NewTopic,
-    PartitionCommit, PartitionId, PartitionState, ProducerState, ProducerStore, Result, SegmentRef,
-    SegmentStore, Topic, TopicStore,
+    AgentId, ClusterStore, CommitOutcome, CommittedOffset, GroupState, GroupStore, Lease,
+    LeaseStore, MetadataError, NewTopic, PartitionCommit, PartitionId, PartitionState,
+    ProducerState, ProducerStore, Result, SegmentRef, SegmentStore, Topic, TopicStore,
 };
 
 type Q = Queries<Sqlite>;
@@ -192,18 +192,22 @@ impl LeaseStore for SqliteStore {
         Ok(lease)
     }
 
+    /// Partition and group leases, one statement each, in one transaction (one fsync, not two).
     async fn renew_leases(&self, agent: AgentId, ttl: Duration) -> Result<u64> {
-        Q::renew_leases(
-            &mut *self.conn().await?,
-            agent,
-            self.clock.now_ms(),
-            duration_ms(ttl),
-        )
-        .await
+        let mut tx = self.write().await?;
+        let (now_ms, ttl_ms) = (self.clock.now_ms(), duration_ms(ttl));
+        let partitions = Q::renew_leases(&mut tx, agent, now_ms, ttl_ms).await?;
+        let groups = Q::renew_group_leases(&mut tx, agent, now_ms, ttl_ms).await?;
+        tx.commit().await?;
+        Ok(partitions + groups)
     }
 
     async fn release_leases(&self, agent: AgentId) -> Result<()> {
-        Q::release_leases(&mut *self.conn().await?, agent).await
+        let mut tx = self.write().await?;
+        Q::release_leases(&mut tx, agent).await?;
+        Q::release_group_leases(&mut tx, agent).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn partition_states(&self, topic_id: Uuid) -> Result<Vec<PartitionState>> {
@@ -273,6 +277,97 @@ impl ClusterStore for SqliteStore {
     }
 }
 
+#[async_trait]
+impl GroupStore for SqliteStore {
+    async fn acquire_group_lease(
+        &self,
+        agent: AgentId,
+        group: &str,
+        ttl: Duration,
+    ) -> Result<Option<i32>> {
+        let mut tx = self.write().await?;
+        let epoch =
+            Q::acquire_group_lease(&mut tx, agent, group, self.clock.now_ms(), duration_ms(ttl))
+                .await?;
+        tx.commit().await?;
+        Ok(epoch)
+    }
+
+    async fn group_coordinator(&self, group: &str) -> Result<Option<AgentId>> {
+        Q::group_coordinator(&mut *self.conn().await?, group, self.clock.now_ms()).await
+    }
+
+    async fn save_group(&self, agent: AgentId, epoch: i32, state: &GroupState) -> Result<()> {
+        let mut tx = self.write().await?;
+        Q::save_group(&mut tx, agent, epoch, state, self.clock.now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_group(&self, group: &str) -> Result<Option<GroupState>> {
+        let mut tx = self.read().await?;
+        let state = Q::load_group(&mut tx, group).await?;
+        tx.commit().await?;
+        Ok(state)
+    }
+
+    async fn list_groups(&self) -> Result<Vec<GroupState>> {
+        let mut tx = self.read().await?;
+        let groups = Q::list_groups(&mut tx).await?;
+        tx.commit().await?;
+        Ok(groups)
+    }
+
+    async fn delete_group(&self, agent: AgentId, epoch: i32, group: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        Q::delete_group(&mut tx, agent, epoch, group, self.clock.now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn commit_offsets(
+        &self,
+        agent: AgentId,
+        epoch: i32,
+        group: &str,
+        offsets: &[CommittedOffset],
+    ) -> Result<()> {
+        let mut tx = self.write().await?;
+        Q::commit_offsets(&mut tx, agent, epoch, group, offsets, self.clock.now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fetch_offsets(&self, group: &str) -> Result<Vec<CommittedOffset>> {
+        Q::fetch_offsets(&mut *self.conn().await?, group).await
+    }
+
+    async fn delete_offsets(
+        &self,
+        agent: AgentId,
+        epoch: i32,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        let mut tx = self.write().await?;
+        Q::delete_offsets(
+            &mut tx,
+            agent,
+            epoch,
+            group,
+            partitions,
+            self.clock.now_ms(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn expire_offsets(&self, cutoff_ms: i64) -> Result<u64> {
+        Q::expire_offsets(&mut *self.conn().await?, cutoff_ms).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,10 +380,34 @@ mod tests {
         let mut conn = store.pool.acquire().await.unwrap();
         let text = |sql: &'static str| sqlx::query_scalar::<_, String>(sql);
         let int = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
-        assert_eq!(text("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap(), "wal");
+        assert_eq!(
+            text("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap(),
+            "wal"
+        );
         // synchronous: 2 is FULL.
-        assert_eq!(int("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap(), 2);
-        assert_eq!(int("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap(), 1);
-        assert_eq!(int("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap(), 5000);
+        assert_eq!(
+            int("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            int("PRAGMA foreign_keys")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            int("PRAGMA busy_timeout")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap(),
+            5000
+        );
     }
 }

@@ -55,6 +55,15 @@ scenarios!(
     segment_ranges,
     timestamp_lookups,
     cluster_id_is_kafka_shaped,
+    group_lease_bumps_epoch_and_expires,
+    concurrent_group_acquire_has_one_winner,
+    fenced_group_writes_after_takeover,
+    offsets_round_trip,
+    save_and_load_group,
+    list_groups_includes_offset_only_groups,
+    delete_group_removes_state_and_offsets,
+    expire_offsets_only_in_memberless_groups,
+    renew_and_release_cover_group_leases,
 );
 
 #[tokio::test]
@@ -92,7 +101,7 @@ async fn in_memory_store_works() {
 #[tokio::test]
 async fn bad_urls_are_invalid() {
     for url in [
-        "postgres://localhost/x",
+        "mysql://localhost/x",
         "metadata.db",
         "sqlite://",
         "sqlite://x.db?mode=rwc",

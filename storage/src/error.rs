@@ -46,6 +46,8 @@ pub struct StorageError {
     message: String,
     #[source]
     source: Option<Source>,
+    /// Set only by [`StorageError::already_exists`], so a retry layer can recognise it.
+    already_exists: bool,
 }
 
 impl StorageError {
@@ -54,7 +56,23 @@ impl StorageError {
             kind,
             message: message.into(),
             source: None,
+            already_exists: false,
         }
+    }
+
+    /// A `put` found the key already taken (S3 answered 412 to `If-None-Match: *`; a local file exists).
+    ///
+    /// Kind [`StorageErrorKind::Invalid`]: keys are unique per write (see `paths`), so on a first attempt this
+    /// means two writers chose one key, which retrying cannot fix. The one benign case is a retry of the same
+    /// put whose earlier attempt landed without our hearing of it; [`crate::retry::RetryingStore`] recognises
+    /// that case with [`StorageError::is_already_exists`] and reports success, since the bytes are the same.
+    pub fn already_exists(key: &str) -> Self {
+        let mut err = Self::invalid(format!(
+            "object '{key}' already exists and objects are never overwritten: either an earlier attempt of this \
+             put landed (then the object is already written) or two writers chose the same key (a bug)"
+        ));
+        err.already_exists = true;
+        err
     }
 
     pub fn not_found(key: &str) -> Self {
@@ -88,6 +106,11 @@ impl StorageError {
 
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// True for the error of [`StorageError::already_exists`]: a `put` found its key already written.
+    pub fn is_already_exists(&self) -> bool {
+        self.already_exists
     }
 
     /// True when the same call may succeed later (only [`StorageErrorKind::Unavailable`]).
@@ -124,5 +147,14 @@ mod tests {
             StorageError::not_found("k").kind(),
             StorageErrorKind::NotFound
         );
+    }
+
+    #[test]
+    fn already_exists_is_an_invalid_put_that_a_retry_layer_can_recognise() {
+        let err = StorageError::already_exists("segments/1/x.seg");
+        assert_eq!(err.kind(), StorageErrorKind::Invalid);
+        assert!(!err.is_retriable());
+        assert!(err.is_already_exists());
+        assert!(!StorageError::invalid("bad url").is_already_exists());
     }
 }

@@ -1,8 +1,9 @@
 //! [`LocalStore`]: the `file://DIR` backend. Each key is a file under `DIR` (`a/b/c` is `DIR/a/b/c`).
 //!
 //! Every filesystem call runs inside `spawn_blocking`, one hop per operation, so async worker threads never wait
-//! on the disk. Writes are atomic and durable: a temp file in the target directory, fsync, rename, fsync of the
-//! directory. Temp files are named `.{name}.{uuid}.tmp`; keys may not have components starting with `.`, so a
+//! on the disk. Writes are atomic, durable and never overwrite: a temp file in the target directory, fsync, a
+//! hard link to the final name (which fails if that name exists, like S3's `If-None-Match: *`), removal of the
+//! temp name, fsync of the directory. Temp files are named `.{name}.{uuid}.tmp`; keys may not have components starting with `.`, so a
 //! temp file can never be mistaken for an object, and `list` skips them.
 
 use std::fs::{self, File, OpenOptions};
@@ -14,7 +15,9 @@ use std::time::UNIX_EPOCH;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{ObjectMeta, ObjectStore, StorageError};
+use crate::{
+    ObjectMeta, ObjectStore, StorageError, validate_key, validate_list_prefix, validate_range,
+};
 
 /// Objects stored as files under one root directory.
 #[derive(Debug, Clone)]
@@ -55,19 +58,20 @@ impl ObjectStore for LocalStore {
         let root = self.root.clone();
         let key = key.to_owned();
         blocking(move || {
-            write_atomically(&root, &key, &body).map_err(|e| unavailable(e, "writing", &key))
+            write_atomically(&root, &key, &body).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    StorageError::already_exists(&key).with_source(e)
+                } else {
+                    unavailable(e, "writing", &key)
+                }
+            })
         })
         .await
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError> {
         validate_key(key)?;
-        if range.start > range.end {
-            return Err(StorageError::invalid(format!(
-                "inverted range {}..{} for object '{key}': start must not exceed end",
-                range.start, range.end
-            )));
-        }
+        validate_range(key, &range)?;
         let path = self.root.join(key);
         let key = key.to_owned();
         blocking(move || read_range(&path, &key, range)).await
@@ -87,13 +91,8 @@ impl ObjectStore for LocalStore {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
         // A prefix may end mid-component ("segments/1" matches "segments/10/..."): walk the last whole directory
         // it names and filter by the full prefix.
-        let dir = match prefix.rsplit_once('/') {
-            Some((dir, _partial)) => {
-                validate_key(dir)?;
-                dir
-            }
-            None => "",
-        };
+        validate_list_prefix(prefix)?;
+        let dir = prefix.rsplit_once('/').map_or("", |(dir, _partial)| dir);
         let root = self.root.clone();
         let start = if dir.is_empty() {
             root.clone()
@@ -110,20 +109,6 @@ impl ObjectStore for LocalStore {
         })
         .await
     }
-}
-
-/// Rejects keys that could escape the root or collide with temp files: empty, absolute, `..`, empty components
-/// (`a//b`, trailing `/`), or any component starting with `.`.
-fn validate_key(key: &str) -> Result<(), StorageError> {
-    let bad = key.is_empty()
-        || key.contains('\0')
-        || key.split('/').any(|c| c.is_empty() || c.starts_with('.'));
-    if bad {
-        return Err(StorageError::invalid(format!(
-            "bad object key '{key}': use non-empty '/'-separated components, none starting with '.'"
-        )));
-    }
-    Ok(())
 }
 
 /// Runs filesystem work off the async threads.
@@ -176,13 +161,12 @@ fn write_atomically(root: &Path, key: &str, body: &[u8]) -> io::Result<()> {
         let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(body)?;
         file.sync_all()?;
-        fs::rename(&tmp, &path)
+        // Unlike rename, a hard link never replaces an existing name: it fails with AlreadyExists instead.
+        fs::hard_link(&tmp, &path)
     })();
-    if let Err(e) = written {
-        // Best effort: a leftover temp file is hidden from `list` and harmless apart from the space it takes.
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
+    // Best effort: a leftover temp file is hidden from `list` and harmless apart from the space it takes.
+    let _ = fs::remove_file(&tmp);
+    written?;
     // The rename is durable only once the directory entry is.
     sync_dir(dir)
 }
@@ -430,6 +414,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn put_never_overwrites() {
+        let (_dir, store) = store();
+        store.put("s/a", Bytes::from_static(b"first")).await.unwrap();
+        let err = store
+            .put("s/a", Bytes::from_static(b"second"))
+            .await
+            .unwrap_err();
+        assert!(err.is_already_exists(), "{err}");
+        assert_eq!(err.kind(), StorageErrorKind::Invalid);
+        assert_eq!(store.get_range("s/a", 0..5).await.unwrap(), "first");
+        // The failed put cleaned up its temp file.
+        assert_eq!(fs::read_dir(store.root().join("s")).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
     async fn put_leaves_no_temp_files() {
         let (_dir, store) = store();
         store.put("s/a", Bytes::from_static(b"x")).await.unwrap();
@@ -450,10 +449,12 @@ mod tests {
     async fn open_by_url_creates_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("data");
-        let store = crate::open(&format!("file://{}", root.display())).unwrap();
+        let store = crate::open(&format!("file://{}", root.display()))
+            .await
+            .unwrap();
         store.put("k", Bytes::from_static(b"v")).await.unwrap();
         assert!(root.join("k").is_file());
-        let err = crate::open("s4://bucket").err().unwrap();
+        let err = crate::open("s4://bucket").await.err().unwrap();
         assert_eq!(err.kind(), StorageErrorKind::Invalid);
     }
 }

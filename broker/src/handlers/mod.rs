@@ -9,16 +9,27 @@
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 mod leader_epoch;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 mod topic_configs;
 
 use bytes::Bytes;
@@ -81,6 +92,17 @@ pub static ROUTES: &[Route] = &[
     route!(DescribeConfigs, 1, 4, describe_configs),
     route!(CreatePartitions, 0, 3, create_partitions),
     route!(DescribeCluster, 0, 1, describe_cluster),
+    route!(FindCoordinator, 0, 4, find_coordinator),
+    route!(JoinGroup, 0, 9, join_group),
+    route!(SyncGroup, 0, 5, sync_group),
+    route!(Heartbeat, 0, 4, heartbeat),
+    route!(LeaveGroup, 0, 5, leave_group),
+    route!(OffsetCommit, 2, 8, offset_commit),
+    route!(OffsetFetch, 1, 8, offset_fetch),
+    route!(DescribeGroups, 0, 5, describe_groups),
+    route!(ListGroups, 0, 5, list_groups),
+    route!(DeleteGroups, 0, 2, delete_groups),
+    route!(OffsetDelete, 0, 0, offset_delete),
 ];
 
 pub fn route(key: ApiKey) -> Option<&'static Route> {

@@ -14,8 +14,10 @@
 //! - `segments`: the fenced flush commit and the segment index reads.
 //! - `producers`: producer ids and idempotent-producer state (with its text encoding).
 //! - `cluster`: the cluster id.
+//! - `groups`: consumer-group coordinator leases, group state and committed offsets.
 
 mod cluster;
+mod groups;
 mod leases;
 mod producers;
 mod segments;

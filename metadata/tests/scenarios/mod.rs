@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each backend's runner may use a subset
 
+mod groups;
+pub use groups::*;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -725,6 +728,9 @@ pub struct Sample {
     epoch: i32,
     producer_id: i64,
     cluster_id: String,
+    group: streamhouse_metadata::GroupState,
+    group_epoch: i32,
+    offsets: Vec<streamhouse_metadata::CommittedOffset>,
 }
 
 pub async fn write_sample(store: &dyn MetadataStore) -> Sample {
@@ -759,11 +765,36 @@ pub async fn write_sample(store: &dyn MetadataStore) -> Sample {
         store.commit_flush(1, &[c]).await.unwrap(),
         [CommitOutcome::Committed { high_watermark: 42 }]
     );
+    let group_epoch = store
+        .acquire_group_lease(1, "durable-group", Duration::from_secs(3600))
+        .await
+        .unwrap()
+        .unwrap();
+    let group = groups::group(
+        "durable-group",
+        7,
+        vec![
+            groups::member("m1", Some("static-1")),
+            groups::member("m0", None),
+        ],
+    );
+    store.save_group(1, group_epoch, &group).await.unwrap();
+    let offsets = vec![
+        groups::offset("durable", 0, 12, Some("meta")),
+        groups::offset("durable", 1, 41, None),
+    ];
+    store
+        .commit_offsets(1, group_epoch, "durable-group", &offsets)
+        .await
+        .unwrap();
     Sample {
         topic,
         epoch,
         producer_id,
         cluster_id: store.cluster_id().await.unwrap(),
+        group,
+        group_epoch,
+        offsets,
     }
 }
 
@@ -793,10 +824,29 @@ pub async fn check_sample(store: &dyn MetadataStore, sample: &Sample) {
         sample.cluster_id,
         "the cluster id is stable"
     );
+    assert_eq!(
+        store.load_group("durable-group").await.unwrap().as_ref(),
+        Some(&sample.group)
+    );
+    assert_eq!(
+        store.fetch_offsets("durable-group").await.unwrap(),
+        sample.offsets
+    );
+    assert_eq!(
+        store.group_coordinator("durable-group").await.unwrap(),
+        Some(1)
+    );
+    // Re-acquiring after a reopen continues the epoch sequence.
+    let epoch = store
+        .acquire_group_lease(1, "durable-group", Duration::from_secs(3600))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(epoch > sample.group_epoch);
 }
 
 /// `join_all` without a dependency on the `futures` crate: polls the futures concurrently.
-async fn futures_join_all<F: std::future::Future>(
+pub async fn futures_join_all<F: std::future::Future>(
     futures: impl IntoIterator<Item = F>,
 ) -> Vec<F::Output> {
     let mut set: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();

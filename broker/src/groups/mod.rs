@@ -1,0 +1,149 @@
+//! Consumer-group coordination. Each group is coordinated by the agent holding its coordinator
+//! lease (taken on first use, fenced by epoch like a partition's), so the design holds when several
+//! agents share a cluster. The join/sync state machine (`group`) lives in memory; generation,
+//! members and assignments are saved to the metadata store whenever they change, so a restarted or
+//! new coordinator carries on without a rebalance. Committed offsets go straight to the store.
+
+pub mod group;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use kafka_protocol::error::ResponseError;
+use streamhouse_metadata::MetadataErrorKind;
+use tracing::{info, warn};
+
+use crate::context::AgentContext;
+use group::Group;
+
+/// How often timers (sessions, rebalance deadlines, initial delays) are checked.
+const TICK: Duration = Duration::from_millis(50);
+/// How often expired offsets of empty groups are deleted.
+const EXPIRE_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+pub struct Coordinator {
+    groups: DashMap<String, Arc<GroupHandle>>,
+}
+
+/// A group this agent coordinates, under the coordinator epoch its writes are fenced with.
+pub struct GroupHandle {
+    pub epoch: i32,
+    state: Mutex<Group>,
+    /// Serialises saves so a newer snapshot is never overwritten by an older one.
+    saving: tokio::sync::Mutex<()>,
+}
+
+impl GroupHandle {
+    /// Runs `f` on the group; the lock is never held across an `.await`.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Group) -> T) -> T {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+}
+
+impl Coordinator {
+    pub fn loaded(&self) -> Vec<Arc<GroupHandle>> {
+        self.groups.iter().map(|g| Arc::clone(&g)).collect()
+    }
+
+    pub fn loaded_group(&self, id: &str) -> Option<Arc<GroupHandle>> {
+        self.groups.get(id).map(|g| Arc::clone(&g))
+    }
+
+    pub fn forget(&self, id: &str) {
+        self.groups.remove(id);
+    }
+}
+
+/// The group `id`, taking its coordinator lease and loading its saved state on first use.
+/// NOT_COORDINATOR while another agent holds the lease; COORDINATOR_NOT_AVAILABLE if the store
+/// cannot be reached (both are retried by clients).
+pub async fn group(ctx: &AgentContext, id: &str) -> Result<Arc<GroupHandle>, ResponseError> {
+    if id.is_empty() {
+        return Err(ResponseError::InvalidGroupId);
+    }
+    if let Some(g) = ctx.groups.loaded_group(id) {
+        return Ok(g);
+    }
+    let unavailable = |e: streamhouse_metadata::MetadataError| {
+        warn!(group = id, error = %e, "cannot load group");
+        ResponseError::CoordinatorNotAvailable
+    };
+    let epoch = ctx
+        .metadata
+        .acquire_group_lease(ctx.agent_id, id, ctx.config.lease_ttl())
+        .await
+        .map_err(unavailable)?
+        .ok_or(ResponseError::NotCoordinator)?;
+    let delay = ctx.config.group_initial_rebalance_delay();
+    let group = match ctx.metadata.load_group(id).await.map_err(unavailable)? {
+        Some(saved) => Group::restore(saved, delay, Instant::now()),
+        None => Group::new(id, delay),
+    };
+    info!(group = id, epoch, generation = group.generation, "coordinating group");
+    let handle = Arc::new(GroupHandle { epoch, state: Mutex::new(group), saving: tokio::sync::Mutex::new(()) });
+    Ok(Arc::clone(ctx.groups.groups.entry(id.to_string()).or_insert(handle).value()))
+}
+
+/// Saves the group if its durable state changed. A fenced save means another agent coordinates
+/// the group now: we forget it, and the client is told NOT_COORDINATOR.
+pub async fn save(ctx: &AgentContext, handle: &Arc<GroupHandle>) -> Result<(), ResponseError> {
+    let _order = handle.saving.lock().await;
+    let Some(state) = handle.with(|g| std::mem::take(&mut g.dirty).then(|| g.saved())) else {
+        return Ok(());
+    };
+    match ctx.metadata.save_group(ctx.agent_id, handle.epoch, &state).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == MetadataErrorKind::Fenced => {
+            warn!(group = state.group_id, "fenced: another agent coordinates this group now");
+            ctx.groups.forget(&state.group_id);
+            Err(ResponseError::NotCoordinator)
+        }
+        Err(e) => {
+            warn!(group = state.group_id, error = %e, "saving group state failed; will retry");
+            handle.with(|g| g.dirty = true);
+            Err(ResponseError::CoordinatorNotAvailable)
+        }
+    }
+}
+
+/// Drives group timers and offset expiry until shutdown.
+pub async fn run(ctx: AgentContext) {
+    let mut last_expiry = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = ctx.shutdown.cancelled() => break,
+        }
+        let now = Instant::now();
+        for handle in ctx.groups.loaded() {
+            if handle.with(|g| {
+                g.tick(now);
+                g.dirty
+            }) {
+                let _ = save(&ctx, &handle).await;
+            }
+        }
+        if now.duration_since(last_expiry) >= EXPIRE_EVERY {
+            last_expiry = now;
+            expire_offsets(&ctx).await;
+        }
+    }
+    // Save what changed last so a restart resumes from it.
+    for handle in ctx.groups.loaded() {
+        let _ = save(&ctx, &handle).await;
+    }
+}
+
+async fn expire_offsets(ctx: &AgentContext) {
+    let retention = ctx.config.offsets_retention();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let cutoff = now_ms - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    match ctx.metadata.expire_offsets(cutoff).await {
+        Ok(0) => {}
+        Ok(n) => info!(offsets = n, "expired committed offsets of empty groups"),
+        Err(e) => warn!(error = %e, "expiring offsets failed; will retry"),
+    }
+}

@@ -1,0 +1,55 @@
+//! SyncGroup: v0-5.
+//!
+//! The leader's request carries every member's assignment and completes the rebalance; the other
+//! members' requests wait for it. UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS and
+//! FENCED_INSTANCE_ID where Kafka returns them; v5 echoes protocol type and name.
+
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{RequestHeader, SyncGroupRequest, SyncGroupResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::context::AgentContext;
+use crate::error::Result;
+use crate::groups::{self, group::{Reply, Synced}};
+
+/// A follower waits for the leader's assignment at most this long.
+const WAIT: Duration = Duration::from_secs(60);
+
+pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: SyncGroupRequest) -> Result<SyncGroupResponse> {
+    let synced = match groups::group(ctx, req.group_id.0.as_str()).await {
+        Err(e) => Synced { error: Some(e), ..Default::default() },
+        Ok(handle) => {
+            let mismatch = handle.with(|g| {
+                let wrong_type = req.protocol_type.as_ref().is_some_and(|t| Some(t.as_str()) != g.protocol_type.as_deref());
+                let wrong_name = req.protocol_name.as_ref().is_some_and(|n| Some(n.as_str()) != g.protocol.as_deref());
+                wrong_type || wrong_name
+            });
+            let reply = if mismatch {
+                Reply::Now(Synced { error: Some(ResponseError::InconsistentGroupProtocol), ..Default::default() })
+            } else {
+                let assignments = req.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();
+                let instance = req.group_instance_id.as_ref().map(|i| i.as_str());
+                handle.with(|g| g.sync(req.member_id.as_str(), instance, req.generation_id, assignments, Instant::now()))
+            };
+            let synced = match reply {
+                Reply::Now(s) => s,
+                Reply::Later(rx) => match tokio::time::timeout(WAIT, rx).await {
+                    Ok(Ok(s)) => s,
+                    _ => Synced { error: Some(ResponseError::RebalanceInProgress), ..Default::default() },
+                },
+            };
+            match groups::save(ctx, &handle).await {
+                Err(e) if synced.error.is_none() => Synced { error: Some(e), ..Default::default() },
+                _ => synced,
+            }
+        }
+    };
+    let r = SyncGroupResponse::default().with_error_code(synced.error.map_or(0, |e| e.code())).with_assignment(synced.assignment);
+    Ok(if header.request_api_version >= 5 {
+        r.with_protocol_type(synced.protocol_type.map(StrBytes::from_string)).with_protocol_name(synced.protocol.map(StrBytes::from_string))
+    } else {
+        r
+    })
+}
