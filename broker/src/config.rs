@@ -40,7 +40,7 @@ pub struct Config {
 
     /// Flush pending batches once the oldest has waited this long (ms). Producers with acks=1/all
     /// wait at least this long, so keep it small for local storage.
-    #[arg(long, env = "STREAMHOUSE_FLUSH_INTERVAL_MS", default_value_t = 2)]
+    #[arg(long, env = "STREAMHOUSE_FLUSH_INTERVAL_MS", default_value_t = 1)]
     pub flush_interval_ms: u64,
 
     /// Create a topic when a client asks for one that does not exist (Kafka's auto.create.topics.enable).

@@ -15,7 +15,8 @@ async fn main() -> ExitCode {
     let filter = EnvFilter::try_from_env("STREAMHOUSE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,

@@ -148,9 +148,10 @@ pub trait LeaseStore: Send + Sync {
     /// epoch, records (epoch, high watermark) in the epoch history, and returns where the log stands.
     /// `None` when another agent holds a live lease.
     async fn acquire_lease(&self, agent: AgentId, id: PartitionId, ttl: Duration) -> Result<Option<Lease>>;
-    /// Extends every lease `agent` holds, in one statement; returns how many it holds.
+    /// Extends every lease `agent` holds (partitions and groups), in one statement per table; returns
+    /// how many it holds, partition and group leases together.
     async fn renew_leases(&self, agent: AgentId, ttl: Duration) -> Result<u64>;
-    /// Gives up every lease `agent` holds so another agent can take them at once.
+    /// Gives up every lease `agent` holds (partitions and groups) so another agent can take them at once.
     async fn release_leases(&self, agent: AgentId) -> Result<()>;
     async fn partition_states(&self, topic_id: Uuid) -> Result<Vec<PartitionState>>;
     async fn partition_state(&self, id: PartitionId) -> Result<Option<PartitionState>>;

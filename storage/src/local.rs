@@ -416,7 +416,10 @@ mod tests {
     #[tokio::test]
     async fn put_never_overwrites() {
         let (_dir, store) = store();
-        store.put("s/a", Bytes::from_static(b"first")).await.unwrap();
+        store
+            .put("s/a", Bytes::from_static(b"first"))
+            .await
+            .unwrap();
         let err = store
             .put("s/a", Bytes::from_static(b"second"))
             .await

@@ -5,13 +5,13 @@
 //! they put, and stores with different prefixes share a bucket without seeing each other's objects.
 //!
 //! - `put` is a PutObject with `If-None-Match: *`: S3 refuses (412) to replace an existing key, which maps to
-//!   [`StorageError::already_exists`]. It also sends the body's CRC32C (`x-amz-checksum-crc32c`), which S3
-//!   verifies before storing, so a body damaged in transit is refused rather than stored.
+//!   [`StorageError::already_exists`]. It also sends the body's CRC32C (`x-amz-checksum-crc32c`), which AWS
+//!   verifies before storing, so a body damaged in transit is refused rather than stored (moto ignores it).
 //! - `get_range` is a ranged GetObject (`bytes=start-(end-1)`). S3 answers 416 only when `start` is past the
 //!   end and silently shortens a range that merely overruns it, so the length received is checked too: either
 //!   way a range past the end is `Corrupt`, as for `file://`. An empty range is a HeadObject (a `Range` header
 //!   cannot say "zero bytes").
-//! - `delete` is idempotent (S3's DeleteObject already is).
+//! - `delete` is idempotent: AWS answers 204 for a missing key, and a 404 from another server counts as done.
 //! - `list` is ListObjectsV2, following continuation tokens.
 //!
 //! Errors: throttling (503 SlowDown, 429), 5xx, 408, timeouts and connection failures are `Unavailable`;
@@ -32,13 +32,15 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ChecksumAlgorithm;
 use aws_smithy_http_client::tls;
 use bytes::Bytes;
 
 use crate::{
-    ObjectMeta, ObjectStore, StorageError, validate_key, validate_list_prefix, validate_range,
+    ObjectMeta, ObjectStore, StorageError, StorageErrorKind, validate_key, validate_list_prefix,
+    validate_range,
 };
 
 /// The region used when neither the environment nor the AWS profile names one. MinIO and moto accept it.
@@ -235,6 +237,9 @@ impl ObjectStore for S3Store {
             .if_none_match("*")
             .content_length(length)
             .content_type("application/octet-stream")
+            // Both the algorithm (`x-amz-sdk-checksum-algorithm`, so the server records it) and the value: given
+            // the value, the SDK sends it as a plain header instead of an aws-chunked trailer.
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
             .checksum_crc32_c(crc)
             .body(ByteStream::from(body))
             .send()
@@ -308,14 +313,20 @@ impl ObjectStore for S3Store {
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         validate_key(key)?;
-        self.client
+        let deleted = self
+            .client
             .delete_object()
             .bucket(&self.bucket)
             .key(self.full_key(key))
             .send()
             .await
-            .map_err(|e| self.error(e, Op::Delete, key))?;
-        Ok(())
+            .map_err(|e| self.error(e, Op::Delete, key));
+        match deleted {
+            // Deleting a missing object is not an error (AWS answers 204 anyway; some servers answer 404).
+            Err(e) if e.kind() == StorageErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+            Ok(_) => Ok(()),
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
@@ -433,7 +444,7 @@ where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
     let doing = format!("{} {location}", op.verb());
-    let kind = match &err {
+    let error = match &err {
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = service.err().code().unwrap_or("");
@@ -443,13 +454,12 @@ where
             };
             classify_response(status, code, op, key, &doing, &detail, bucket)
         }
-        SdkError::TimeoutError(_) => retriable(
-            format!(
-                "{doing} timed out; retry, and if it persists check the network to the S3 endpoint and the \
-                 object size against the request timeout"
-            )),
+        SdkError::TimeoutError(_) => retriable(format!(
+            "{doing} timed out; retry, and if it persists check the network to the S3 endpoint and the \
+             object size against the request timeout"
+        )),
         SdkError::DispatchFailure(failure) => {
-            let context = DisplayErrorContext(&err).to_string();
+            let context = causes(&err);
             match credentials_error(&err) {
                 Some(
                     CredentialsError::CredentialsNotLoaded(_)
@@ -458,32 +468,30 @@ where
                     "{doing}: no usable AWS credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
                      (or a profile or role) ({context})"
                 )),
-                Some(_) => retriable(
-                    format!("{doing}: the AWS credential provider failed; retry ({context})")),
+                Some(_) => retriable(format!(
+                    "{doing}: the AWS credential provider failed; retry ({context})"
+                )),
                 None if failure.is_user() => StorageError::invalid(format!(
                     "{doing}: the request could not be sent; check the S3 endpoint URL and TLS settings \
                      ({context})"
                 )),
-                None => retriable(
-                    format!(
-                        "{doing}: could not reach the S3 endpoint; check it is up and reachable \
-                         (AWS_ENDPOINT_URL), then retry ({context})"
-                    )),
+                None => retriable(format!(
+                    "{doing}: could not reach the S3 endpoint; check it is up and reachable \
+                     (AWS_ENDPOINT_URL), then retry ({context})"
+                )),
             }
         }
-        SdkError::ResponseError(_) => retriable(
-            format!(
-                "{doing}: the S3 response could not be read; retry ({})",
-                DisplayErrorContext(&err)
-            )),
+        SdkError::ResponseError(_) => retriable(format!(
+            "{doing}: the S3 response could not be read; retry ({})",
+            causes(&err)
+        )),
         SdkError::ConstructionFailure(_) => StorageError::invalid(format!(
             "{doing}: the request could not be built; check the bucket, key and S3 settings ({})",
-            DisplayErrorContext(&err)
+            causes(&err)
         )),
-        _ => retriable(
-            format!("{doing} failed; retry ({})", DisplayErrorContext(&err))),
+        _ => retriable(format!("{doing} failed; retry ({})", causes(&err))),
     };
-    kind.with_source(err)
+    error.with_source(err)
 }
 
 /// The status code and S3 error code of an error response, mapped to a kind.
@@ -511,8 +519,9 @@ fn classify_response(
             | "ConditionalRequestConflict"
     );
     if retriable_code || status == 408 || status == 429 || status >= 500 {
-        return retriable(
-            format!("{doing}: S3 is throttling or failing ({detail}); retry with backoff"));
+        return retriable(format!(
+            "{doing}: S3 is throttling or failing ({detail}); retry with backoff"
+        ));
     }
     match (status, code) {
         (_, "NoSuchBucket") => StorageError::invalid(format!(
@@ -520,11 +529,7 @@ fn classify_response(
              endpoint (AWS_ENDPOINT_URL) and the region (AWS_REGION), or create the bucket"
         )),
         (404, _) if op == Op::Read => StorageError::not_found(key),
-        (404, _) if op == Op::Delete => {
-            // Unreachable in practice (DeleteObject answers 204 for a missing key), but a missing object is
-            // what delete wants.
-            StorageError::not_found(key)
-        }
+        (404, _) if op == Op::Delete => StorageError::not_found(key),
         (412, _) if op == Op::Put => StorageError::already_exists(key),
         (416, _) => StorageError::corrupt(format!(
             "{doing}: the range is past the end of the object ({detail}); the segment index and the object \
@@ -553,7 +558,23 @@ fn classify_response(
 
 /// An `Unavailable` error; `classify` attaches the SDK error as its source.
 fn retriable(message: String) -> StorageError {
-    StorageError::new(crate::StorageErrorKind::Unavailable, message)
+    StorageError::new(StorageErrorKind::Unavailable, message)
+}
+
+/// An error and its sources, `: `-separated, for messages ("dispatch failure: io error: ... Connection refused").
+fn causes(err: &(dyn StdError + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(current) = source {
+        let text = current.to_string();
+        // Wrappers often repeat their source's text; say it once.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = current.source();
+    }
+    out
 }
 
 /// The credentials error behind a failed dispatch, if that is what it was.
@@ -585,7 +606,10 @@ mod tests {
         let parse = |url| parse_url(url).unwrap();
         assert_eq!(parse("s3://bucket"), ("bucket".into(), "".into()));
         assert_eq!(parse("s3://bucket/"), ("bucket".into(), "".into()));
-        assert_eq!(parse("s3://my.bucket-1/a"), ("my.bucket-1".into(), "a/".into()));
+        assert_eq!(
+            parse("s3://my.bucket-1/a"),
+            ("my.bucket-1".into(), "a/".into())
+        );
         assert_eq!(parse("s3://bucket/a/b/"), ("bucket".into(), "a/b/".into()));
         for bad in [
             "s3://",
@@ -617,8 +641,14 @@ mod tests {
         assert!(!S3Settings::default().force_path_style);
 
         let custom = env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")]);
-        assert_eq!(custom.endpoint_url.as_deref(), Some("http://127.0.0.1:9000"));
-        assert!(custom.force_path_style, "a custom endpoint implies path style");
+        assert_eq!(
+            custom.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert!(
+            custom.force_path_style,
+            "a custom endpoint implies path style"
+        );
 
         let specific = env(&[
             ("AWS_ENDPOINT_URL", "http://general"),
@@ -675,16 +705,28 @@ mod tests {
         assert!(err.to_string().contains("AWS_ACCESS_KEY_ID"), "{err}");
         let err = response(301, "PermanentRedirect", Op::Read);
         assert!(err.to_string().contains("AWS_REGION"), "{err}");
-        assert_eq!(response(400, "InvalidArgument", Op::Put).kind(), StorageErrorKind::Invalid);
+        assert_eq!(
+            response(400, "InvalidArgument", Op::Put).kind(),
+            StorageErrorKind::Invalid
+        );
     }
 
     #[test]
     fn statuses_that_depend_on_the_operation() {
-        assert_eq!(response(404, "NoSuchKey", Op::Read).kind(), StorageErrorKind::NotFound);
+        assert_eq!(
+            response(404, "NoSuchKey", Op::Read).kind(),
+            StorageErrorKind::NotFound
+        );
         // HeadObject's 404 has no body, so no code.
-        assert_eq!(response(404, "", Op::Read).kind(), StorageErrorKind::NotFound);
+        assert_eq!(
+            response(404, "", Op::Read).kind(),
+            StorageErrorKind::NotFound
+        );
         assert!(response(412, "PreconditionFailed", Op::Put).is_already_exists());
-        assert_eq!(response(416, "InvalidRange", Op::Read).kind(), StorageErrorKind::Corrupt);
+        assert_eq!(
+            response(416, "InvalidRange", Op::Read).kind(),
+            StorageErrorKind::Corrupt
+        );
     }
 
     #[test]

@@ -72,11 +72,20 @@ fn settings(endpoint: &str) -> S3Settings {
 
 /// A fresh bucket, created through a store's client; returns its name.
 async fn new_bucket(endpoint: &str) -> String {
-    let bucket = format!("streamhouse-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
-    let store = S3Store::with_settings(&format!("s3://{bucket}"), settings(endpoint)).await.unwrap();
+    let bucket = format!(
+        "streamhouse-test-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
+    );
+    let store = S3Store::with_settings(&format!("s3://{bucket}"), settings(endpoint))
+        .await
+        .unwrap();
     let client = store.client();
     let mut create = client.create_bucket().bucket(&bucket);
-    let region = client.config().region().map(|r| r.to_string()).unwrap_or_default();
+    let region = client
+        .config()
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_default();
     if region != "us-east-1" {
         use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
         create = create.create_bucket_configuration(
@@ -97,7 +106,9 @@ async fn new_bucket(endpoint: &str) -> String {
 /// A store on a fresh bucket, under a prefix.
 async fn store(endpoint: &str) -> S3Store {
     let bucket = new_bucket(endpoint).await;
-    S3Store::with_settings(&format!("s3://{bucket}/cluster-a"), settings(endpoint)).await.unwrap()
+    S3Store::with_settings(&format!("s3://{bucket}/cluster-a"), settings(endpoint))
+        .await
+        .unwrap()
 }
 
 macro_rules! contract_test {
@@ -121,7 +132,9 @@ contract_test!(bad_keys_are_invalid);
 
 #[tokio::test]
 async fn list_follows_pages() {
-    let Some(endpoint) = endpoint("list_follows_pages") else { return };
+    let Some(endpoint) = endpoint("list_follows_pages") else {
+        return;
+    };
     // 7 objects, 2 keys a page: 4 pages.
     let store = store(&endpoint).await.with_list_page_size(2);
     contract::list_returns_every_object(&store, 7).await;
@@ -129,58 +142,96 @@ async fn list_follows_pages() {
 
 #[tokio::test]
 async fn retried_put_that_landed_succeeds() {
-    let Some(endpoint) = endpoint("retried_put_that_landed_succeeds") else { return };
+    let Some(endpoint) = endpoint("retried_put_that_landed_succeeds") else {
+        return;
+    };
     contract::retried_put_that_landed_succeeds(Arc::new(store(&endpoint).await)).await;
 }
 
 #[tokio::test]
 async fn prefixes_isolate_stores_sharing_a_bucket() {
-    let Some(endpoint) = endpoint("prefixes_isolate_stores_sharing_a_bucket") else { return };
+    let Some(endpoint) = endpoint("prefixes_isolate_stores_sharing_a_bucket") else {
+        return;
+    };
     let bucket = new_bucket(&endpoint).await;
     let open = async |prefix: &str| {
-        S3Store::with_settings(&format!("s3://{bucket}/{prefix}"), settings(&endpoint)).await.unwrap()
+        S3Store::with_settings(&format!("s3://{bucket}/{prefix}"), settings(&endpoint))
+            .await
+            .unwrap()
     };
     let a = open("agents/a").await;
     let b = open("agents/b").await;
     let root = open("").await;
 
-    a.put("segments/1/x.seg", Bytes::from_static(b"from a")).await.unwrap();
-    b.put("segments/1/x.seg", Bytes::from_static(b"from b!")).await.unwrap();
-    assert_eq!(a.get_range("segments/1/x.seg", 0..6).await.unwrap(), "from a");
-    assert_eq!(b.get_range("segments/1/x.seg", 0..7).await.unwrap(), "from b!");
+    a.put("segments/1/x.seg", Bytes::from_static(b"from a"))
+        .await
+        .unwrap();
+    b.put("segments/1/x.seg", Bytes::from_static(b"from b!"))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.get_range("segments/1/x.seg", 0..6).await.unwrap(),
+        "from a"
+    );
+    assert_eq!(
+        b.get_range("segments/1/x.seg", 0..7).await.unwrap(),
+        "from b!"
+    );
 
     // Keys come back without the prefix, and each store sees only its own.
     let listed = a.list("").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].key, "segments/1/x.seg");
     assert_eq!(listed[0].size, 6);
-    let keys: Vec<_> = root.list("").await.unwrap().into_iter().map(|m| m.key).collect();
-    assert_eq!(keys, ["agents/a/segments/1/x.seg", "agents/b/segments/1/x.seg"]);
+    let keys: Vec<_> = root
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert_eq!(
+        keys,
+        ["agents/a/segments/1/x.seg", "agents/b/segments/1/x.seg"]
+    );
 
     a.delete("segments/1/x.seg").await.unwrap();
     assert!(a.list("").await.unwrap().is_empty());
     assert_eq!(b.get_range("segments/1/x.seg", 0..4).await.unwrap(), "from");
     assert_eq!(
-        a.get_range("segments/1/x.seg", 0..1).await.unwrap_err().kind(),
+        a.get_range("segments/1/x.seg", 0..1)
+            .await
+            .unwrap_err()
+            .kind(),
         StorageErrorKind::NotFound
     );
 }
 
 #[tokio::test]
 async fn open_builds_a_working_store_from_the_environment() {
-    let Some(endpoint) = endpoint("open_builds_a_working_store_from_the_environment") else { return };
+    let Some(endpoint) = endpoint("open_builds_a_working_store_from_the_environment") else {
+        return;
+    };
     let bucket = new_bucket(&endpoint).await;
-    let store = streamhouse_storage::open(&format!("s3://{bucket}/via-open")).await.unwrap();
+    let store = streamhouse_storage::open(&format!("s3://{bucket}/via-open"))
+        .await
+        .unwrap();
     store.put("k", Bytes::from_static(b"v")).await.unwrap();
     assert_eq!(store.get_range("k", 0..1).await.unwrap(), "v");
-    let raw = S3Store::with_settings(&format!("s3://{bucket}"), settings(&endpoint)).await.unwrap();
+    let raw = S3Store::with_settings(&format!("s3://{bucket}"), settings(&endpoint))
+        .await
+        .unwrap();
     assert_eq!(raw.list("").await.unwrap()[0].key, "via-open/k");
 }
 
 #[tokio::test]
 async fn a_missing_bucket_is_invalid_and_says_what_to_check() {
-    let Some(endpoint) = endpoint("a_missing_bucket_is_invalid_and_says_what_to_check") else { return };
-    let store = S3Store::with_settings("s3://streamhouse-no-such-bucket/p", settings(&endpoint)).await.unwrap();
+    let Some(endpoint) = endpoint("a_missing_bucket_is_invalid_and_says_what_to_check") else {
+        return;
+    };
+    let store = S3Store::with_settings("s3://streamhouse-no-such-bucket/p", settings(&endpoint))
+        .await
+        .unwrap();
     let err = store.put("k", Bytes::from_static(b"v")).await.unwrap_err();
     assert_eq!(err.kind(), StorageErrorKind::Invalid, "{err}");
     assert!(err.to_string().contains("bucket name"), "{err}");
@@ -191,17 +242,27 @@ async fn a_missing_bucket_is_invalid_and_says_what_to_check() {
 #[tokio::test]
 async fn an_unreachable_endpoint_is_unavailable() {
     // Needs no server, but shares the environment set-up (credentials), so it is skipped with the others.
-    let Some(_endpoint) = endpoint("an_unreachable_endpoint_is_unavailable") else { return };
+    let Some(_endpoint) = endpoint("an_unreachable_endpoint_is_unavailable") else {
+        return;
+    };
     // Port 1 on loopback: nothing listens there, so the connection is refused at once.
-    let store = S3Store::with_settings("s3://bucket/p", settings("http://127.0.0.1:1")).await.unwrap();
+    let store = S3Store::with_settings("s3://bucket/p", settings("http://127.0.0.1:1"))
+        .await
+        .unwrap();
     let err = store.get_range("k", 0..1).await.unwrap_err();
     assert_eq!(err.kind(), StorageErrorKind::Unavailable, "{err}");
     assert!(err.is_retriable());
+    assert!(
+        err.to_string().contains("could not reach the S3 endpoint"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn put_stores_the_crc32c_of_the_body() {
-    let Some(endpoint) = endpoint("put_stores_the_crc32c_of_the_body") else { return };
+    let Some(endpoint) = endpoint("put_stores_the_crc32c_of_the_body") else {
+        return;
+    };
     let store = store(&endpoint).await;
     let body = Bytes::from_static(b"checked in transit");
     store.put("crc/k", body.clone()).await.unwrap();
@@ -216,4 +277,25 @@ async fn put_stores_the_crc32c_of_the_body() {
         .unwrap();
     let expected = aws_smithy_types::base64::encode(crc32c::crc32c(&body).to_be_bytes());
     assert_eq!(head.checksum_crc32_c(), Some(expected.as_str()));
+}
+
+#[tokio::test]
+async fn a_silent_endpoint_times_out_as_unavailable() {
+    let Some(_endpoint) = endpoint("a_silent_endpoint_times_out_as_unavailable") else {
+        return;
+    };
+    // The kernel completes the TCP handshake into the backlog, but nothing ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let settings = S3Settings {
+        attempt_timeout: std::time::Duration::from_millis(300),
+        ..settings(&format!("http://{}", silent.local_addr().unwrap()))
+    };
+    let store = S3Store::with_settings("s3://bucket/p", settings)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = store.get_range("k", 0..1).await.unwrap_err();
+    assert_eq!(err.kind(), StorageErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -12,14 +12,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use streamhouse_metadata::{CommitOutcome, PartitionCommit, SegmentRef};
 use streamhouse_protocol::batch::REWRITTEN_PREFIX_LEN;
 use streamhouse_storage::segment::{RunLocation, SegmentBuilder};
-use streamhouse_storage::{StorageError, paths};
+use streamhouse_storage::paths;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -30,8 +29,6 @@ use super::tail::TailRun;
 use super::writer::{Append, AppendResult, Appended, Due};
 use crate::context::AgentContext;
 use crate::error::BrokerError;
-
-const PUT_ATTEMPTS: u32 = 4;
 
 /// Runs until `stop`, then flushes what is pending so every waiting producer gets its answer.
 /// `stop` is cancelled only after connections have drained, so nothing is appended after the end.
@@ -95,7 +92,9 @@ async fn flush(ctx: &AgentContext, appends: Vec<Append>) {
     }
     let (object, _) = builder.finish();
     let key = paths::segment_key(ctx.agent_id);
-    if let Err(e) = put_with_retry(ctx, &key, object.clone()).await {
+    let started = std::time::Instant::now();
+    // Retries, where worth it, are the store's own (a RetryingStore wraps s3://).
+    if let Err(e) = ctx.objects.put(&key, object.clone()).await {
         warn!(key, error = %e, "segment PUT failed; producers get a retriable error");
         for p in writing {
             answer(p.replies, 0, Some(ResponseError::KafkaStorageError));
@@ -118,6 +117,7 @@ async fn flush(ctx: &AgentContext, appends: Vec<Append>) {
             producers: p.touched.iter().filter_map(|id| p.producers.get(*id).cloned()).collect(),
         })
         .collect();
+    let put_done = started.elapsed();
     let outcomes = match ctx.metadata.commit_flush(ctx.agent_id, &commits).await {
         Ok(o) => o,
         Err(e) => {
@@ -150,6 +150,7 @@ async fn flush(ctx: &AgentContext, appends: Vec<Append>) {
         }
     }
     ctx.commits.send_modify(|generation| *generation += 1);
+    debug!(key, bytes = object.len(), partitions = commits.len(), ?put_done, total = ?started.elapsed(), "flushed");
 }
 
 /// Groups appends by partition (keeping arrival order within each) and decides, batch by batch,
@@ -234,21 +235,4 @@ fn answer(
 /// A commit that failed for a reason other than fencing is worth retrying for the client.
 fn retriable(code: ResponseError) -> ResponseError {
     if code.is_retriable() { code } else { ResponseError::KafkaStorageError }
-}
-
-async fn put_with_retry(ctx: &AgentContext, key: &str, object: Bytes) -> Result<(), StorageError> {
-    let mut delay = Duration::from_millis(50);
-    let mut attempt = 1;
-    loop {
-        match ctx.objects.put(key, object.clone()).await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.is_retriable() && attempt < PUT_ATTEMPTS => {
-                warn!(key, attempt, error = %e, "segment PUT failed, retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }
