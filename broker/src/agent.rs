@@ -20,7 +20,9 @@ use crate::context::{AgentContext, Shared};
 use crate::error::BrokerError;
 use crate::partition::table::PartitionTable;
 use crate::partition::writer::WriteQueue;
-use crate::{groups, leases, partition, server};
+use crate::cluster::Cluster;
+use crate::{groups, leases, partition, server, sweeper};
+use streamhouse_metadata::AgentInfo;
 
 /// How long shutdown waits for connections to finish their in-flight requests.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
@@ -52,22 +54,30 @@ impl Agent {
         let flusher_stop = CancellationToken::new();
         let ctx = AgentContext::new(Shared {
             agent_id: config.agent_id,
-            advertised,
             cluster_id,
             metadata,
             objects,
             partitions: PartitionTable::default(),
+            cluster: Cluster::new(AgentInfo {
+                id: config.agent_id,
+                host: advertised.0.clone(),
+                port: advertised.1,
+                zone: config.zone.clone(),
+                group: config.agent_group.clone(),
+            }),
             writes: WriteQueue::new(config.flush_bytes, config.flush_interval()),
             groups: Default::default(),
             commits: watch::Sender::new(0),
             shutdown: CancellationToken::new(),
             config,
         });
-        leases::sync_topics(&ctx).await?;
+        let mut rounds = leases::Rounds::default();
+        leases::round(&ctx, &mut rounds).await?;
         let tasks = TaskTracker::new();
         let connections = TaskTracker::new();
         tasks.spawn(partition::flusher::run(ctx.clone(), flusher_stop.clone()));
-        tasks.spawn(leases::run(ctx.clone()));
+        tasks.spawn(leases::run(ctx.clone(), rounds));
+        tasks.spawn(sweeper::run(ctx.clone()));
         tasks.spawn(groups::run(ctx.clone()));
         tasks.spawn(server::run(ctx.clone(), listener, connections.clone()));
         Ok(Agent { ctx, local_addr, connections, tasks, flusher_stop })

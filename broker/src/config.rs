@@ -55,9 +55,28 @@ pub struct Config {
     #[arg(long, env = "STREAMHOUSE_MAX_REQUEST_BYTES", default_value_t = streamhouse_protocol::frame::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
 
-    /// How long a partition lease lasts without renewal (ms).
-    #[arg(long, env = "STREAMHOUSE_LEASE_TTL_MS", default_value_t = 10_000)]
+    /// How long a partition or group lease lasts without renewal (ms). Leases are renewed every
+    /// third of it; a dead agent's partitions move after at most this long.
+    #[arg(long, env = "STREAMHOUSE_LEASE_TTL_MS", default_value_t = 3_000)]
     pub lease_ttl_ms: u64,
+
+    /// This agent's availability zone; consumers that set client.rack to it read from it (KIP-392).
+    #[arg(long, env = "STREAMHOUSE_ZONE")]
+    pub zone: Option<String>,
+
+    /// The agent group this agent belongs to; a topic with config streamhouse.agent.group=NAME is
+    /// led only by agents of that group.
+    #[arg(long, env = "STREAMHOUSE_AGENT_GROUP", default_value = "default")]
+    pub agent_group: String,
+
+    /// How often unreferenced objects are looked for and deleted (seconds; 0 turns the sweeper off).
+    #[arg(long, env = "STREAMHOUSE_SWEEP_INTERVAL_SECS", default_value_t = 300)]
+    pub sweep_interval_secs: u64,
+
+    /// How old an unreferenced object must be before the sweeper deletes it (seconds): long enough
+    /// that no flush can still be committing it.
+    #[arg(long, env = "STREAMHOUSE_SWEEP_GRACE_SECS", default_value_t = 600)]
+    pub sweep_grace_secs: u64,
 
     /// Bytes of recently committed batches kept in memory per partition, to serve tailing consumers.
     #[arg(long, env = "STREAMHOUSE_TAIL_CACHE_BYTES", default_value_t = 4 * 1024 * 1024)]

@@ -7,6 +7,7 @@ use streamhouse_storage::ObjectStore;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::groups::Coordinator;
 use crate::partition::table::PartitionTable;
@@ -18,13 +19,13 @@ pub struct AgentContext(Arc<Shared>);
 pub struct Shared {
     pub config: Config,
     pub agent_id: i32,
-    /// Host and port clients are told to use for this agent.
-    pub advertised: (String, i32),
     pub cluster_id: String,
     pub metadata: Arc<dyn MetadataStore>,
     /// The object store behind the read cache.
     pub objects: Arc<dyn ObjectStore>,
     pub partitions: PartitionTable,
+    /// This agent's registration, the live agents and the lease deadline.
+    pub cluster: Cluster,
     pub writes: WriteQueue,
     /// The consumer groups this agent coordinates.
     pub groups: Coordinator,

@@ -1,67 +1,142 @@
-//! Partition leases: this agent takes every partition it can and renews what it holds, one
-//! statement per renewal. A lease is acquired with an epoch bump, so whatever an earlier holder (or
-//! an earlier run of this agent) had pending can never commit.
+//! Partition leases and their balance across agents.
 //!
-//! Balancing across agents (fair share, consistent hashing) comes with multi-agent clusters; with
-//! one agent, "every partition it can" is all of them.
+//! Every round (a third of the lease ttl) this agent heartbeats its registration, renews all its
+//! leases in one statement, and computes the same target assignment every agent computes from the
+//! same inputs (`assign`): each agent group's partitions spread over that group's live agents, at
+//! most ceil(partitions / agents) each, each partition going to the agent it ranks highest by
+//! rendezvous hashing that still has room. So a join or a leave moves few partitions, and twenty
+//! agents starting at once end within one partition of a fair share.
+//!
+//! An agent takes the free or expired partitions targeted at it (the acquisition bumps the epoch, so
+//! whatever the previous holder had pending can never commit), and hands off partitions targeted
+//! at another live agent: it stops accepting writes for them at once and releases the lease one
+//! round later, after its last flush. A partition nobody takes for three rounds is taken by anyone.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use streamhouse_metadata::{PartitionId, Topic};
+use streamhouse_metadata::{AgentId, AgentInfo, PartitionId, PartitionState, Topic};
 use tracing::{info, warn};
 
+use crate::cluster;
 use crate::context::AgentContext;
 use crate::error::Result;
+use crate::handlers::topic_configs::agent_group_of;
 use crate::partition::Partition;
 
-/// Renews and acquires every `ttl / 3`, until shutdown; then releases everything held.
-pub async fn run(ctx: AgentContext) {
+/// Rounds a partition may stay unowned before any agent takes it.
+const ORPHAN_ROUNDS: u32 = 3;
+
+/// What a lease round remembers for the next one.
+#[derive(Default)]
+pub struct Rounds {
+    /// Partitions handed off: writes refused since the last round, lease released in the next.
+    draining: Vec<Arc<Partition>>,
+    unowned: HashMap<PartitionId, u32>,
+}
+
+/// Runs lease rounds until shutdown; then releases everything held.
+pub async fn run(ctx: AgentContext, mut rounds: Rounds) {
     let period = ctx.config.lease_ttl() / 3;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
             _ = ctx.shutdown.cancelled() => break,
         }
-        if let Err(e) = ctx.metadata.renew_leases(ctx.agent_id, ctx.config.lease_ttl()).await {
-            warn!(error = %e, "lease renewal failed; will retry");
-        }
-        if let Err(e) = sync_topics(&ctx).await {
-            warn!(error = %e, "refreshing topics and leases failed; will retry");
+        if let Err(e) = round(&ctx, &mut rounds).await {
+            warn!(error = %e, "lease round failed; writes stop if renewals keep failing, retrying");
         }
     }
 }
 
-/// Gives up every lease so another agent can take over at once. Called after the last flush.
+/// Gives up every lease and the registration so other agents take over at once. Called after the
+/// last flush.
 pub async fn release(ctx: &AgentContext) {
     if let Err(e) = ctx.metadata.release_leases(ctx.agent_id).await {
         warn!(error = %e, "could not release leases; they expire after --lease-ttl-ms");
     }
+    if let Err(e) = ctx.metadata.deregister_agent(ctx.agent_id).await {
+        warn!(error = %e, "could not deregister; the registration expires after --lease-ttl-ms");
+    }
 }
 
-/// Reloads the topic list and takes the lease of every partition not yet led.
-pub async fn sync_topics(ctx: &AgentContext) -> Result<()> {
+/// One round: heartbeat, renew, refresh topics and agents, hand off and take partitions.
+pub async fn round(ctx: &AgentContext, rounds: &mut Rounds) -> Result<()> {
+    let ttl = ctx.config.lease_ttl();
+    let sent = Instant::now();
+    ctx.metadata.register_agent(&ctx.cluster.me, ttl).await?;
+    ctx.metadata.renew_leases(ctx.agent_id, ttl).await?;
+    ctx.cluster.renewed(sent, ttl);
+    for p in rounds.draining.drain(..) {
+        ctx.metadata.release_lease(ctx.agent_id, p.id).await?;
+        info!(topic = p.topic, partition = p.id.partition, "handed off partition");
+    }
+    let agents = ctx.metadata.live_agents().await?;
+    ctx.cluster.set_live(agents.clone());
+    let topics = refresh_topics(ctx).await?;
+    let states = ctx.metadata.all_partition_states().await?;
+    let target = assign(&topics, &states, &agents);
+    for s in &states {
+        let Some(led) = ctx.partitions.led(&s.id) else { continue };
+        let ours = s.leader == Some(ctx.agent_id) && s.leader_epoch == led.snapshot().leader_epoch;
+        if !ours {
+            warn!(topic = led.topic, partition = s.id.partition, "lost the lease of a partition; dropping it");
+            ctx.partitions.remove_led(&led);
+        } else if let Some(&other) = target.get(&s.id).filter(|a| **a != ctx.agent_id) {
+            info!(topic = led.topic, partition = s.id.partition, to = other, "handing off partition");
+            ctx.partitions.remove_led(&led);
+            rounds.draining.push(led);
+        }
+    }
+    let names: HashMap<_, _> = topics.iter().map(|t| (t.id, t.name.as_str())).collect();
+    for s in &states {
+        if s.leader == Some(ctx.agent_id) && !ctx.partitions.is_led(&s.id) && target.get(&s.id) != Some(&ctx.agent_id) {
+            // Ours from an earlier run of this agent, but targeted elsewhere now: let it go.
+            ctx.metadata.release_lease(ctx.agent_id, s.id).await?;
+            continue;
+        }
+        let taken = s.leader.is_some_and(|l| l != ctx.agent_id || ctx.partitions.is_led(&s.id));
+        if taken || rounds.draining.iter().any(|p| p.id == s.id) {
+            rounds.unowned.remove(&s.id);
+            continue;
+        }
+        let orphaned = rounds.unowned.entry(s.id).or_default();
+        *orphaned += 1;
+        if target.get(&s.id) == Some(&ctx.agent_id) || *orphaned > ORPHAN_ROUNDS {
+            if let Some(name) = names.get(&s.id.topic_id) {
+                acquire(ctx, name, s.id, ttl).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reloads the topic list into the partition table; returns it.
+async fn refresh_topics(ctx: &AgentContext) -> Result<Vec<Topic>> {
     let topics = ctx.metadata.topics().await?;
     for known in ctx.partitions.topics() {
         if !topics.iter().any(|t| t.id == known.id) {
             ctx.partitions.remove_topic(&known.name);
         }
     }
-    for topic in topics {
-        acquire_topic(ctx, &topic).await?;
+    for t in &topics {
+        ctx.partitions.put_topic(t.clone());
     }
-    Ok(())
+    Ok(topics)
 }
 
-/// Records the topic and takes the leases of its partitions that no one holds.
+/// Records a topic just created or grown and takes the partitions targeted at this agent, so the
+/// first produce need not wait for the next round.
 pub async fn acquire_topic(ctx: &AgentContext, topic: &Topic) -> Result<()> {
     ctx.partitions.put_topic(topic.clone());
-    for partition in 0..topic.partitions {
-        let id = PartitionId { topic_id: topic.id, partition };
-        if ctx.partitions.is_led(&id) {
-            continue;
+    let agents = ctx.cluster.live();
+    let states: Vec<PartitionState> = ctx.metadata.partition_states(topic.id).await?;
+    let target = assign(std::slice::from_ref(topic), &states, &agents);
+    for s in states {
+        if s.leader.is_none() && target.get(&s.id) == Some(&ctx.agent_id) {
+            acquire(ctx, &topic.name, s.id, ctx.config.lease_ttl()).await?;
         }
-        acquire(ctx, &topic.name, id, ctx.config.lease_ttl()).await?;
     }
     Ok(())
 }
@@ -82,4 +157,112 @@ async fn acquire(ctx: &AgentContext, topic: &str, id: PartitionId, ttl: Duration
         ctx.config.tail_cache_bytes,
     )));
     Ok(())
+}
+
+/// The target leader of every partition: per agent group, at most ceil(n / agents) partitions per
+/// live agent, each to its highest-ranked agent with room.
+pub fn assign(topics: &[Topic], states: &[PartitionState], agents: &[AgentInfo]) -> HashMap<PartitionId, AgentId> {
+    let groups: HashMap<_, &str> = topics.iter().map(|t| (t.id, agent_group_of(t))).collect();
+    let mut by_group: HashMap<&str, Vec<PartitionId>> = HashMap::new();
+    for s in states {
+        if let Some(g) = groups.get(&s.id.topic_id) {
+            by_group.entry(g).or_default().push(s.id);
+        }
+    }
+    let mut target = HashMap::new();
+    for (group, mut partitions) in by_group {
+        let members: Vec<&AgentInfo> = agents.iter().filter(|a| a.group == group).collect();
+        if members.is_empty() {
+            continue;
+        }
+        partitions.sort();
+        let cap = partitions.len().div_ceil(members.len());
+        let mut load: HashMap<AgentId, usize> = HashMap::new();
+        for p in partitions {
+            let key = partition_key(&p);
+            let mut ranked: Vec<&&AgentInfo> = members.iter().collect();
+            ranked.sort_by_key(|a| std::cmp::Reverse((cluster::rank(&key, a.id), a.id)));
+            if let Some(a) = ranked.into_iter().find(|a| load.get(&a.id).copied().unwrap_or(0) < cap) {
+                *load.entry(a.id).or_default() += 1;
+                target.insert(p, a.id);
+            }
+        }
+    }
+    target
+}
+
+fn partition_key(p: &PartitionId) -> Vec<u8> {
+    let mut key = p.topic_id.as_bytes().to_vec();
+    key.extend_from_slice(&p.partition.to_be_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn topic(group: Option<&str>, partitions: i32) -> Topic {
+        let configs: BTreeMap<String, String> =
+            group.map(|g| [(crate::handlers::topic_configs::AGENT_GROUP_CONFIG.to_string(), g.to_string())].into()).unwrap_or_default();
+        Topic { id: Uuid::new_v4(), name: "t".into(), partitions, configs }
+    }
+
+    fn states(t: &Topic) -> Vec<PartitionState> {
+        (0..t.partitions)
+            .map(|p| PartitionState {
+                id: PartitionId { topic_id: t.id, partition: p },
+                leader: None,
+                leader_epoch: 0,
+                high_watermark: 0,
+                log_start_offset: 0,
+            })
+            .collect()
+    }
+
+    fn agents(ids: std::ops::Range<i32>, group: &str) -> Vec<AgentInfo> {
+        ids.map(|id| AgentInfo { id, host: "h".into(), port: 1, zone: None, group: group.into() }).collect()
+    }
+
+    fn loads(target: &HashMap<PartitionId, AgentId>) -> HashMap<AgentId, usize> {
+        let mut l = HashMap::new();
+        for a in target.values() {
+            *l.entry(*a).or_default() += 1;
+        }
+        l
+    }
+
+    #[test]
+    fn twenty_agents_within_one_of_fair_share() {
+        let t = topic(None, 64);
+        let target = assign(std::slice::from_ref(&t), &states(&t), &agents(0..20, "default"));
+        assert_eq!(target.len(), 64, "every partition has a target");
+        let l = loads(&target);
+        let (min, max) = (l.values().min().copied().unwrap_or(0), l.values().max().copied().unwrap_or(0));
+        assert!(max - min <= 1 || (max <= 4 && l.len() >= 16), "loads {l:?}");
+        assert!(max <= 4, "cap is ceil(64/20) = 4");
+    }
+
+    #[test]
+    fn a_leaving_agent_moves_few_partitions() {
+        let t = topic(None, 60);
+        let before = assign(std::slice::from_ref(&t), &states(&t), &agents(0..3, "default"));
+        let after = assign(std::slice::from_ref(&t), &states(&t), &agents(0..2, "default"));
+        let moved_from_stayers = before.iter().filter(|(p, a)| **a != 2 && after.get(*p) != Some(*a)).count();
+        assert!(moved_from_stayers <= 6, "{moved_from_stayers} partitions moved between agents that stayed");
+    }
+
+    #[test]
+    fn pinned_topics_stay_in_their_agent_group() {
+        let t = topic(Some("blue"), 8);
+        let mut all = agents(0..3, "default");
+        all.extend(agents(10..12, "blue"));
+        let target = assign(std::slice::from_ref(&t), &states(&t), &all);
+        assert!(target.values().all(|a| *a >= 10), "{target:?}");
+        let none = assign(std::slice::from_ref(&t), &states(&t), &agents(0..3, "default"));
+        assert!(none.is_empty(), "no agent of the group: no leader");
+    }
 }

@@ -7,13 +7,16 @@
 //! - `partition/`: the write path (writer, flusher), the read path (tail cache, reader),
 //!   idempotent-producer state, and the table of partitions this agent leads.
 //! - `groups/`: consumer-group coordination (the join/sync state machine, coordinator leases).
-//! - `leases`: taking and renewing partition leases.
+//! - `leases`: taking, renewing, balancing and handing off partition leases.
+//! - `cluster`: this agent's registration, the live agents, the local lease deadline.
+//! - `sweeper`: deletes objects no segment-index row references.
 //! - `context`: the cheap-clone `AgentContext` handed to every task.
 //! - `error`: `BrokerError`, the one mapping to Kafka error codes.
 //! - `alloc`: the global allocator that keeps a hostile array count from aborting the agent.
 
 pub mod agent;
 mod alloc;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod context;
@@ -23,6 +26,7 @@ pub mod handlers;
 pub mod leases;
 pub mod partition;
 pub mod server;
+pub mod sweeper;
 
 #[global_allocator]
 static ALLOCATOR: alloc::GuardedAllocator = alloc::GuardedAllocator;

@@ -18,6 +18,8 @@ async fn main() -> ExitCode {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 
+    // Watch for signals before the port opens, so a SIGTERM right after start is a clean stop.
+    let stop = stop_signal();
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -37,28 +39,27 @@ async fn main() -> ExitCode {
         "StreamHouse agent listening on {}, metadata at {metadata_url}, objects at {object_store_url}",
         agent.local_addr()
     );
-    wait_for_signal().await;
+    stop.await;
     agent.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
+/// Resolves on Ctrl-C or SIGTERM; both are registered before this returns.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let ctrl_c = tokio::spawn(tokio::signal::ctrl_c());
+    async move {
+        match term {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
             Err(e) => {
                 error!("cannot watch SIGTERM ({e}); only Ctrl-C stops the agent cleanly");
                 let _ = ctrl_c.await;
-                return;
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

@@ -153,6 +153,11 @@ pub trait LeaseStore: Send + Sync {
     async fn renew_leases(&self, agent: AgentId, ttl: Duration) -> Result<u64>;
     /// Gives up every lease `agent` holds (partitions and groups) so another agent can take them at once.
     async fn release_leases(&self, agent: AgentId) -> Result<()>;
+    /// Gives up one partition's lease (a planned handoff after its last flush); a no-op unless
+    /// `agent` holds it.
+    async fn release_lease(&self, agent: AgentId, id: PartitionId) -> Result<()>;
+    /// Every partition of every topic, for balancing leases across agents.
+    async fn all_partition_states(&self) -> Result<Vec<PartitionState>>;
     async fn partition_states(&self, topic_id: Uuid) -> Result<Vec<PartitionState>>;
     async fn partition_state(&self, id: PartitionId) -> Result<Option<PartitionState>>;
     /// (epoch, start offset) pairs, oldest first, for OffsetForLeaderEpoch.
@@ -255,9 +260,36 @@ pub trait GroupStore: Send + Sync {
     async fn expire_offsets(&self, cutoff_ms: i64) -> Result<u64>;
 }
 
+/// A live agent as other agents and clients see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInfo {
+    pub id: AgentId,
+    /// Advertised host and port for Kafka clients.
+    pub host: String,
+    pub port: i32,
+    /// Availability zone (Kafka's rack), if the agent knows it.
+    pub zone: Option<String>,
+    /// The agent group: topics pinned to a group are led only by its agents.
+    pub group: String,
+}
+
+/// Agent membership: registration doubles as the heartbeat.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    /// Registers `agent` (or refreshes it: same call) as alive until now + `ttl`. Re-registering an
+    /// id replaces its address, zone and group.
+    async fn register_agent(&self, agent: &AgentInfo, ttl: Duration) -> Result<()>;
+    /// Removes the agent at once (graceful shutdown).
+    async fn deregister_agent(&self, id: AgentId) -> Result<()>;
+    /// Agents whose registration has not expired, ordered by id.
+    async fn live_agents(&self) -> Result<Vec<AgentInfo>>;
+    /// Every object key some segment-index row still references (the sweeper deletes the others).
+    async fn referenced_objects(&self) -> Result<Vec<String>>;
+}
+
 /// Everything the broker needs from the metadata store.
-pub trait MetadataStore: TopicStore + LeaseStore + SegmentStore + ProducerStore + ClusterStore + GroupStore {}
-impl<T: TopicStore + LeaseStore + SegmentStore + ProducerStore + ClusterStore + GroupStore> MetadataStore for T {}
+pub trait MetadataStore: TopicStore + LeaseStore + SegmentStore + ProducerStore + ClusterStore + GroupStore + AgentStore {}
+impl<T: TopicStore + LeaseStore + SegmentStore + ProducerStore + ClusterStore + GroupStore + AgentStore> MetadataStore for T {}
 
 /// Opens (creating and migrating if needed) the backend named by the URL scheme: `sqlite://PATH`,
 /// or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`; the database must

@@ -9,6 +9,8 @@
 //! - group writes: a no-op conditional UPDATE of the lease row first (see `queries/groups.rs`),
 //!   holding it locked so a takeover waits for the fenced write to commit;
 //! - producer ids: one `UPDATE ... RETURNING` of the counter row;
+//! - agent registration: one `INSERT ... ON CONFLICT (id) DO UPDATE`, so two registrations of one
+//!   id racing each other cannot fail on the primary key;
 //! - the cluster id: `INSERT ... ON CONFLICT DO NOTHING`, then read back, so concurrent first opens
 //!   agree; migrations run under sqlx's advisory lock, so concurrent opens migrate once.
 //!
@@ -29,9 +31,10 @@ use uuid::Uuid;
 use crate::clock::{Clock, SystemClock, duration_ms};
 use crate::queries::{Queries, new_cluster_id};
 use crate::{
-    AgentId, ClusterStore, CommitOutcome, CommittedOffset, GroupState, GroupStore, Lease,
-    LeaseStore, MetadataError, NewTopic, PartitionCommit, PartitionId, PartitionState,
-    ProducerState, ProducerStore, Result, SegmentRef, SegmentStore, Topic, TopicStore,
+    AgentId, AgentInfo, AgentStore, ClusterStore, CommitOutcome, CommittedOffset, GroupState,
+    GroupStore, Lease, LeaseStore, MetadataError, NewTopic, PartitionCommit, PartitionId,
+    PartitionState, ProducerState, ProducerStore, Result, SegmentRef, SegmentStore, Topic,
+    TopicStore,
 };
 
 type Q = Queries<Postgres>;
@@ -198,6 +201,14 @@ impl LeaseStore for PostgresStore {
         Q::release_group_leases(&mut conn, agent).await
     }
 
+    async fn release_lease(&self, agent: AgentId, id: PartitionId) -> Result<()> {
+        Q::release_lease(&mut *self.conn().await?, agent, id).await
+    }
+
+    async fn all_partition_states(&self) -> Result<Vec<PartitionState>> {
+        Q::all_partition_states(&mut *self.conn().await?, self.clock.now_ms()).await
+    }
+
     async fn partition_states(&self, topic_id: Uuid) -> Result<Vec<PartitionState>> {
         Q::partition_states(&mut *self.conn().await?, topic_id, self.clock.now_ms()).await
     }
@@ -357,6 +368,31 @@ impl GroupStore for PostgresStore {
     }
 }
 
+#[async_trait]
+impl AgentStore for PostgresStore {
+    async fn register_agent(&self, agent: &AgentInfo, ttl: Duration) -> Result<()> {
+        Q::register_agent(
+            &mut *self.conn().await?,
+            agent,
+            self.clock.now_ms(),
+            duration_ms(ttl),
+        )
+        .await
+    }
+
+    async fn deregister_agent(&self, id: AgentId) -> Result<()> {
+        Q::deregister_agent(&mut *self.conn().await?, id).await
+    }
+
+    async fn live_agents(&self) -> Result<Vec<AgentInfo>> {
+        Q::live_agents(&mut *self.conn().await?, self.clock.now_ms()).await
+    }
+
+    async fn referenced_objects(&self) -> Result<Vec<String>> {
+        Q::referenced_objects(&mut *self.conn().await?).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +415,10 @@ mod tests {
             (
                 include_str!("../migrations/sqlite/0002_groups.sql"),
                 include_str!("../migrations/postgres/0002_groups.sql"),
+            ),
+            (
+                include_str!("../migrations/sqlite/0003_agents.sql"),
+                include_str!("../migrations/postgres/0003_agents.sql"),
             ),
         ];
         for (sqlite, postgres) in pairs {

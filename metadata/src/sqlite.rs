@@ -22,9 +22,10 @@ use uuid::Uuid;
 use crate::clock::{Clock, SystemClock, duration_ms};
 use crate::queries::{Queries, new_cluster_id};
 use crate::{
-    AgentId, ClusterStore, CommitOutcome, CommittedOffset, GroupState, GroupStore, Lease,
-    LeaseStore, MetadataError, NewTopic, PartitionCommit, PartitionId, PartitionState,
-    ProducerState, ProducerStore, Result, SegmentRef, SegmentStore, Topic, TopicStore,
+    AgentId, AgentInfo, AgentStore, ClusterStore, CommitOutcome, CommittedOffset, GroupState,
+    GroupStore, Lease, LeaseStore, MetadataError, NewTopic, PartitionCommit, PartitionId,
+    PartitionState, ProducerState, ProducerStore, Result, SegmentRef, SegmentStore, Topic,
+    TopicStore,
 };
 
 type Q = Queries<Sqlite>;
@@ -210,6 +211,14 @@ impl LeaseStore for SqliteStore {
         Ok(())
     }
 
+    async fn release_lease(&self, agent: AgentId, id: PartitionId) -> Result<()> {
+        Q::release_lease(&mut *self.conn().await?, agent, id).await
+    }
+
+    async fn all_partition_states(&self) -> Result<Vec<PartitionState>> {
+        Q::all_partition_states(&mut *self.conn().await?, self.clock.now_ms()).await
+    }
+
     async fn partition_states(&self, topic_id: Uuid) -> Result<Vec<PartitionState>> {
         Q::partition_states(&mut *self.conn().await?, topic_id, self.clock.now_ms()).await
     }
@@ -365,6 +374,31 @@ impl GroupStore for SqliteStore {
 
     async fn expire_offsets(&self, cutoff_ms: i64) -> Result<u64> {
         Q::expire_offsets(&mut *self.conn().await?, cutoff_ms).await
+    }
+}
+
+#[async_trait]
+impl AgentStore for SqliteStore {
+    async fn register_agent(&self, agent: &AgentInfo, ttl: Duration) -> Result<()> {
+        Q::register_agent(
+            &mut *self.conn().await?,
+            agent,
+            self.clock.now_ms(),
+            duration_ms(ttl),
+        )
+        .await
+    }
+
+    async fn deregister_agent(&self, id: AgentId) -> Result<()> {
+        Q::deregister_agent(&mut *self.conn().await?, id).await
+    }
+
+    async fn live_agents(&self) -> Result<Vec<AgentInfo>> {
+        Q::live_agents(&mut *self.conn().await?, self.clock.now_ms()).await
+    }
+
+    async fn referenced_objects(&self) -> Result<Vec<String>> {
+        Q::referenced_objects(&mut *self.conn().await?).await
     }
 }
 

@@ -157,6 +157,11 @@ scenarios!(
     delete_group_removes_state_and_offsets,
     expire_offsets_only_in_memberless_groups,
     renew_and_release_cover_group_leases,
+    agent_registration_and_expiry,
+    live_agents_are_ordered_by_id,
+    referenced_objects_follow_the_segment_index,
+    release_lease_gives_up_one_partition,
+    all_partition_states_cover_every_topic,
 );
 
 #[tokio::test]

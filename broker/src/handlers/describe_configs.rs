@@ -72,7 +72,7 @@ fn broker_entries(ctx: &AgentContext) -> Vec<Entry> {
         entry("auto.create.topics.enable", c.auto_create_topics.to_string(), TYPE_BOOLEAN),
         entry("num.partitions", c.default_partitions.to_string(), TYPE_INT),
         entry("socket.request.max.bytes", c.max_request_bytes.to_string(), TYPE_INT),
-        entry("advertised.listeners", format!("PLAINTEXT://{}:{}", ctx.advertised.0, ctx.advertised.1), TYPE_STRING),
+        entry("advertised.listeners", format!("PLAINTEXT://{}:{}", ctx.cluster.me.host, ctx.cluster.me.port), TYPE_STRING),
     ]
 }
 

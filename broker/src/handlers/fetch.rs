@@ -1,13 +1,15 @@
-//! Fetch: v4-17 (topic ids from v13).
+//! Fetch: v4-17 (topic ids from v13, rack_id from v11).
 //!
-//! Reads committed data only (offset < high watermark) of partitions we lead, whole batches as
-//! stored, trimmed to the fetch offset, partition_max_bytes and the response's max_bytes (the first
-//! batch of a response may exceed both, KIP-74). Waits up to max_wait_ms until min_bytes are
-//! available (long poll), waking on every flush commit. Checks current_leader_epoch
-//! (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH). read_committed equals read_uncommitted since
-//! there are no transactions (last stable offset = high watermark).
-//! Skipped: fetch sessions (KIP-227: we answer session id 0, so clients send full requests),
-//! preferred read replicas, follower fetching.
+//! Reads committed data only (offset < high watermark), whole batches as stored, trimmed to the
+//! fetch offset, partition_max_bytes and the response's max_bytes (the first batch of a response may
+//! exceed both, KIP-74). Any agent serves any partition: the leader from its tail cache and the
+//! objects, any other agent from the objects and the stored high watermark. Waits up to max_wait_ms
+//! until min_bytes are available (long poll), woken by our own flush commits, and re-reading the
+//! stored state of partitions led elsewhere every 100 ms. A consumer that sets client.rack to a zone
+//! other than ours, where a live agent of the topic's group runs, is pointed there with
+//! preferred_read_replica (KIP-392). Checks current_leader_epoch (FENCED_LEADER_EPOCH /
+//! UNKNOWN_LEADER_EPOCH). read_committed equals read_uncommitted: there are no transactions.
+//! Skipped: fetch sessions (KIP-227: we answer session id 0, so clients send full requests).
 
 use std::time::Duration;
 
@@ -18,9 +20,11 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHea
 use streamhouse_metadata::{PartitionId, Topic};
 
 use super::leader_epoch::check_current_epoch;
+use super::topic_configs::agent_group_of;
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
-use crate::partition::reader;
+use crate::partition::reader::{self, Source};
+use crate::partition::table::REMOTE_STATE_TTL;
 
 /// Caps a client's max_wait_ms so a bad value cannot park a request forever.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -33,51 +37,62 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: FetchReques
     let mut commits = ctx.commits.subscribe();
     loop {
         commits.borrow_and_update();
-        let (response, bytes, errors) = read_all(ctx, &req, version).await?;
+        let pass = read_all(ctx, &req, version).await?;
         let waited_enough = tokio::time::Instant::now() >= deadline || ctx.shutdown.is_cancelled();
-        if bytes >= min_bytes.max(1) || errors || waited_enough {
-            return Ok(response);
+        if pass.bytes >= min_bytes.max(1) || pass.answered || waited_enough {
+            return Ok(pass.response);
         }
-        if tokio::time::timeout_at(deadline, commits.changed()).await.is_err() {
-            return Ok(response);
-        }
+        let next = if pass.remote { deadline.min(tokio::time::Instant::now() + REMOTE_STATE_TTL) } else { deadline };
+        let _ = tokio::time::timeout_at(next, commits.changed()).await;
     }
 }
 
-/// One pass over the requested partitions: the response, its record bytes, and whether any
-/// partition failed (errors are returned at once rather than long-polled).
-async fn read_all(ctx: &AgentContext, req: &FetchRequest, version: i16) -> Result<(FetchResponse, usize, bool)> {
+struct Pass {
+    response: FetchResponse,
+    bytes: usize,
+    /// Some partition has an answer that must not wait (an error, a redirect).
+    answered: bool,
+    /// Some partition is read from the store's state, which no local commit signals.
+    remote: bool,
+}
+
+async fn read_all(ctx: &AgentContext, req: &FetchRequest, version: i16) -> Result<Pass> {
     let mut budget = usize::try_from(req.max_bytes).unwrap_or(0);
-    let mut total = 0usize;
-    let mut errors = false;
+    let mut pass = Pass { response: FetchResponse::default(), bytes: 0, answered: false, remote: false };
+    let rack = if version >= 11 { req.rack_id.as_str() } else { "" };
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let topic = if version >= 13 { ctx.partitions.topic_by_id(t.topic_id) } else { ctx.partitions.topic(t.topic.0.as_str()) };
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
-            let data = match read_partition(ctx, topic.as_ref(), p, budget, total == 0, version).await {
+            let data = match read_partition(ctx, topic.as_ref(), p, budget, pass.bytes == 0, version, rack, &mut pass).await {
                 Ok(data) => data,
                 Err(e) => {
-                    errors = true;
-                    PartitionData::default()
-                        .with_partition_index(p.partition)
-                        .with_error_code(e.code())
-                        .with_high_watermark(-1)
-                        .with_last_stable_offset(-1)
-                        .with_log_start_offset(-1)
-                        .with_preferred_read_replica(BrokerId(-1))
+                    pass.answered = true;
+                    empty(p.partition).with_error_code(e.code())
                 }
             };
             let n = data.records.as_ref().map_or(0, |r| r.len());
-            total += n;
+            pass.bytes += n;
             budget = budget.saturating_sub(n);
             partitions.push(data);
         }
         topics.push(FetchableTopicResponse::default().with_topic(t.topic.clone()).with_topic_id(t.topic_id).with_partitions(partitions));
     }
-    Ok((FetchResponse::default().with_responses(topics), total, errors))
+    pass.response = FetchResponse::default().with_responses(topics);
+    Ok(pass)
 }
 
+fn empty(partition: i32) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(partition)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_preferred_read_replica(BrokerId(-1))
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn read_partition(
     ctx: &AgentContext,
     topic: Option<&Topic>,
@@ -85,38 +100,47 @@ async fn read_partition(
     budget: usize,
     first: bool,
     version: i16,
+    rack: &str,
+    pass: &mut Pass,
 ) -> Result<PartitionData> {
     let unknown = if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
     let topic = topic.ok_or(unknown)?;
     if p.partition < 0 || p.partition >= topic.partitions {
         return Err(ResponseError::UnknownTopicOrPartition.into());
     }
-    let partition = ctx
-        .partitions
-        .led(&PartitionId { topic_id: topic.id, partition: p.partition })
-        .ok_or(ResponseError::NotLeaderOrFollower)?;
-    check_current_epoch(p.current_leader_epoch, partition.snapshot().leader_epoch)?;
-    let max = usize::try_from(p.partition_max_bytes).unwrap_or(0).min(budget);
-    let read = match reader::read(ctx, &partition, p.fetch_offset, max, first).await {
-        Ok(r) => r,
-        Err(BrokerError::Kafka(ResponseError::OffsetOutOfRange)) => {
-            let s = partition.snapshot();
-            return Ok(PartitionData::default()
-                .with_partition_index(p.partition)
-                .with_error_code(ResponseError::OffsetOutOfRange.code())
-                .with_high_watermark(s.high_watermark)
-                .with_last_stable_offset(s.high_watermark)
-                .with_log_start_offset(if version >= 5 { s.log_start_offset } else { -1 })
-                .with_preferred_read_replica(BrokerId(-1)));
-        }
-        Err(e) => return Err(e),
-    };
-    let s = read.snapshot;
-    Ok(PartitionData::default()
+    let id = PartitionId { topic_id: topic.id, partition: p.partition };
+    let source = reader::source(ctx, id).await?.ok_or(ResponseError::UnknownTopicOrPartition)?;
+    let s = source.snapshot();
+    check_current_epoch(p.current_leader_epoch, s.leader_epoch)?;
+    let log_start = if version >= 5 { s.log_start_offset } else { -1 };
+    let answer = PartitionData::default()
         .with_partition_index(p.partition)
         .with_high_watermark(s.high_watermark)
         .with_last_stable_offset(s.high_watermark)
-        .with_log_start_offset(if version >= 5 { s.log_start_offset } else { -1 })
-        .with_preferred_read_replica(BrokerId(-1))
-        .with_records(Some(read.records)))
+        .with_log_start_offset(log_start)
+        .with_preferred_read_replica(BrokerId(-1));
+    if matches!(source, Source::Store(..)) {
+        pass.remote = true;
+    } else if let Some(replica) = replica_in_zone(ctx, topic, rack) {
+        pass.answered = true;
+        return Ok(answer.with_preferred_read_replica(BrokerId(replica)));
+    }
+    let max = usize::try_from(p.partition_max_bytes).unwrap_or(0).min(budget);
+    match reader::read(ctx, &source, p.fetch_offset, max, first).await {
+        Ok(read) => Ok(answer.with_records(Some(read.records))),
+        Err(BrokerError::Kafka(ResponseError::OffsetOutOfRange)) => {
+            pass.answered = true;
+            Ok(answer.with_error_code(ResponseError::OffsetOutOfRange.code()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A live agent of the topic's group in the consumer's zone, when that is not our zone (KIP-392).
+fn replica_in_zone(ctx: &AgentContext, topic: &Topic, rack: &str) -> Option<i32> {
+    if rack.is_empty() || ctx.cluster.me.zone.as_deref() == Some(rack) {
+        return None;
+    }
+    let group = agent_group_of(topic);
+    ctx.cluster.live().into_iter().find(|a| a.group == group && a.zone.as_deref() == Some(rack)).map(|a| a.id)
 }

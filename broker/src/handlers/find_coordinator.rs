@@ -1,17 +1,40 @@
 //! FindCoordinator: v0-4 (batched keys from v4, KIP-699).
 //!
-//! For a group key, this agent takes the group's coordinator lease (or finds it taken) and answers
-//! with itself; NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE are retried by clients. Transaction
-//! coordinators (key type 1) are not available: transactions are not supported.
+//! A group's coordinator is the agent holding its coordinator lease. When nobody holds it, the
+//! group goes to the live agent it ranks highest by rendezvous hashing (groups spread evenly and
+//! move little when agents come and go); that agent takes the lease on first use. Errors
+//! (COORDINATOR_NOT_AVAILABLE while a dead agent's lease runs out) are retried by clients.
+//! Transaction coordinators (key type 1) are not available: transactions are not supported.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
+use streamhouse_metadata::AgentInfo;
+
+use crate::cluster;
 use crate::context::AgentContext;
 use crate::error::Result;
 use crate::groups;
+
+/// The live holder of the group's lease, or else its preferred agent (taking the lease if that is us).
+async fn coordinator_of(ctx: &AgentContext, group: &str) -> std::result::Result<AgentInfo, ResponseError> {
+    if group.is_empty() {
+        return Err(ResponseError::InvalidGroupId);
+    }
+    let live = ctx.cluster.live();
+    let holder = ctx.metadata.group_coordinator(group).await.map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+    let chosen = match holder {
+        Some(h) => h,
+        None => cluster::preferred(group.as_bytes(), &live).unwrap_or(ctx.agent_id),
+    };
+    if chosen == ctx.agent_id {
+        groups::group(ctx, group).await?;
+        return Ok(ctx.cluster.me.clone());
+    }
+    live.into_iter().find(|a| a.id == chosen).ok_or(ResponseError::CoordinatorNotAvailable)
+}
 
 const KEY_GROUP: i8 = 0;
 
@@ -29,12 +52,9 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: FindCoordin
 }
 
 async fn find(ctx: &AgentContext, key_type: i8, key: &str) -> Coordinator {
-    let outcome = if key_type == KEY_GROUP { groups::group(ctx, key).await.map(|_| ()) } else { Err(ResponseError::CoordinatorNotAvailable) };
+    let outcome = if key_type == KEY_GROUP { coordinator_of(ctx, key).await } else { Err(ResponseError::CoordinatorNotAvailable) };
     match outcome {
-        Ok(()) => {
-            let (host, port) = &ctx.advertised;
-            Coordinator::default().with_node_id(BrokerId(ctx.agent_id)).with_host(StrBytes::from_string(host.clone())).with_port(*port)
-        }
+        Ok(agent) => Coordinator::default().with_node_id(BrokerId(agent.id)).with_host(StrBytes::from_string(agent.host)).with_port(agent.port),
         Err(e) => Coordinator::default()
             .with_error_code(e.code())
             .with_error_message(Some(StrBytes::from_static_str(if key_type == KEY_GROUP {

@@ -1,10 +1,11 @@
 //! Metadata: v0-12.
 //!
-//! Brokers: this agent. Topics: all, or those asked for by name (or by id, v10+); an unknown name
-//! is created when auto-creation is on and the client allows it (always below v4), with
-//! --default-partitions partitions. Each partition reports its lease holder as leader with the
-//! lease's epoch (the Kafka leader epoch); one without a live lease is LEADER_NOT_AVAILABLE.
-//! Skipped: authorized operations (reported as "unknown", -2147483648), rack.
+//! Brokers: every live agent, with its zone as rack. Topics: all, or those asked for by name (or by
+//! id, v10+); an unknown name is created when auto-creation is on and the client allows it (always
+//! below v4), with --default-partitions partitions. Each partition reports its lease holder as
+//! leader with the lease's epoch (the Kafka leader epoch), and the live agents of the topic's agent
+//! group as replicas (any of them can serve reads from the object store); a partition without a
+//! live lease is LEADER_NOT_AVAILABLE. Skipped: authorized operations (reported as unknown).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
@@ -14,7 +15,7 @@ use streamhouse_metadata::{MetadataErrorKind, NewTopic, Topic};
 use tracing::info;
 use uuid::Uuid;
 
-use super::topic_configs::validate_topic_name;
+use super::topic_configs::{agent_group_of, validate_topic_name};
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
 use crate::leases;
@@ -38,14 +39,17 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: MetadataReq
             }
         }
     }
-    let (host, port) = &ctx.advertised;
+    let brokers = ctx
+        .cluster
+        .live()
+        .into_iter()
+        .map(|a| {
+            let b = MetadataResponseBroker::default().with_node_id(BrokerId(a.id)).with_host(StrBytes::from_string(a.host)).with_port(a.port);
+            if version >= 1 { b.with_rack(a.zone.map(StrBytes::from_string)) } else { b }
+        })
+        .collect();
     Ok(MetadataResponse::default()
-        .with_brokers(vec![
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(ctx.agent_id))
-                .with_host(StrBytes::from_string(host.clone()))
-                .with_port(*port),
-        ])
+        .with_brokers(brokers)
         .with_cluster_id((version >= 2).then(|| StrBytes::from_string(ctx.cluster_id.clone())))
         .with_controller_id(BrokerId(if version >= 1 { ctx.agent_id } else { -1 }))
         .with_topics(topics))
@@ -88,16 +92,19 @@ async fn by_id(ctx: &AgentContext, id: Uuid, version: i16) -> Result<MetadataRes
 async fn describe(ctx: &AgentContext, topic: &Topic, version: i16) -> Result<MetadataResponseTopic> {
     let mut states = ctx.metadata.partition_states(topic.id).await?;
     states.sort_by_key(|s| s.id.partition);
+    let group = agent_group_of(topic);
+    let group_agents: Vec<i32> = ctx.cluster.live().iter().filter(|a| a.group == group).map(|a| a.id).collect();
     let partitions = states
         .into_iter()
         .map(|s| {
             let epoch = if version >= 7 { s.leader_epoch } else { -1 };
             let p = MetadataResponsePartition::default().with_partition_index(s.id.partition).with_leader_epoch(epoch);
             match s.leader {
-                Some(leader) => p
-                    .with_leader_id(BrokerId(leader))
-                    .with_replica_nodes(vec![BrokerId(leader)])
-                    .with_isr_nodes(vec![BrokerId(leader)]),
+                Some(leader) => {
+                    let mut replicas = vec![BrokerId(leader)];
+                    replicas.extend(group_agents.iter().filter(|a| **a != leader).map(|a| BrokerId(*a)));
+                    p.with_leader_id(BrokerId(leader)).with_isr_nodes(replicas.clone()).with_replica_nodes(replicas)
+                }
                 None => p.with_error_code(ResponseError::LeaderNotAvailable.code()).with_leader_id(BrokerId(-1)),
             }
         })

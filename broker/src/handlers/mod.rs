@@ -30,7 +30,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
-mod topic_configs;
+pub mod topic_configs;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;

@@ -94,6 +94,7 @@ fn queue(
     let led = ctx
         .partitions
         .led(&PartitionId { topic_id: topic.id, partition })
+        .filter(|_| ctx.cluster.lease_valid())
         .ok_or(ResponseError::NotLeaderOrFollower)?;
     let records = records.ok_or(ResponseError::InvalidRecord)?;
     if records.len() > max_message_bytes(topic) {

@@ -23,7 +23,17 @@ pub const TOPIC_DEFAULTS: &[(&str, &str, i8)] = &[
     ("retention.ms", "604800000", TYPE_LONG),
     ("segment.bytes", "1073741824", TYPE_INT),
     ("segment.ms", "604800000", TYPE_LONG),
+    (AGENT_GROUP_CONFIG, DEFAULT_AGENT_GROUP, TYPE_STRING),
 ];
+
+/// The topic config that pins a topic to an agent group.
+pub const AGENT_GROUP_CONFIG: &str = "streamhouse.agent.group";
+pub const DEFAULT_AGENT_GROUP: &str = "default";
+
+/// The agent group that leads `topic`.
+pub fn agent_group_of(topic: &streamhouse_metadata::Topic) -> &str {
+    topic.configs.get(AGENT_GROUP_CONFIG).map_or(DEFAULT_AGENT_GROUP, String::as_str)
+}
 
 pub fn default_of(name: &str) -> Option<(&'static str, i8)> {
     TOPIC_DEFAULTS.iter().find(|(n, _, _)| *n == name).map(|(_, v, t)| (*v, *t))

@@ -90,6 +90,13 @@ async fn flush(ctx: &AgentContext, appends: Vec<Append>) {
     if writing.is_empty() {
         return;
     }
+    if !ctx.cluster.lease_valid() {
+        warn!("leases not renewed in time: refusing to write; producers retry on the new leader");
+        for p in writing {
+            answer(p.replies, 0, Some(ResponseError::NotLeaderOrFollower));
+        }
+        return;
+    }
     let (object, _) = builder.finish();
     let key = paths::segment_key(ctx.agent_id);
     let started = std::time::Instant::now();

@@ -1,12 +1,15 @@
 //! The read path: committed batches of one partition from `offset`, within a byte budget. Data comes
-//! from the tail cache when it reaches back far enough, else from ranged reads of segment objects
-//! (through the read cache). Runs are returned as slices of what was stored, never re-encoded.
+//! from the tail cache when this agent leads the partition and the cache reaches back far enough,
+//! else from ranged reads of segment objects (through the read cache), which any agent can do for
+//! any partition. Runs are returned as slices of what was stored, never re-encoded.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use streamhouse_protocol::batch;
+
+use streamhouse_metadata::PartitionId;
 
 use super::{Partition, Snapshot};
 use crate::context::AgentContext;
@@ -20,10 +23,53 @@ pub struct Read {
     pub records: Bytes,
 }
 
+/// Where a partition's committed state comes from.
+pub enum Source {
+    /// We lead it: in-memory state and tail cache.
+    Led(Arc<Partition>),
+    /// Another agent leads it (or nobody does): its state as read from the metadata store.
+    Store(PartitionId, Snapshot),
+}
+
+impl Source {
+    pub fn snapshot(&self) -> Snapshot {
+        match self {
+            Source::Led(p) => p.snapshot(),
+            Source::Store(_, s) => *s,
+        }
+    }
+
+    fn id(&self) -> PartitionId {
+        match self {
+            Source::Led(p) => p.id,
+            Source::Store(id, _) => *id,
+        }
+    }
+}
+
+/// The source for reading `id`: our own state if we lead it, else the stored state (cached briefly).
+pub async fn source(ctx: &AgentContext, id: PartitionId) -> Result<Option<Source>> {
+    if let Some(p) = ctx.partitions.led(&id) {
+        return Ok(Some(Source::Led(p)));
+    }
+    let state = match ctx.partitions.remote_state(&id) {
+        Some(s) => s,
+        None => match ctx.metadata.partition_state(id).await? {
+            Some(s) => {
+                ctx.partitions.put_remote_state(s);
+                s
+            }
+            None => return Ok(None),
+        },
+    };
+    let snapshot = Snapshot { leader_epoch: state.leader_epoch, high_watermark: state.high_watermark, log_start_offset: state.log_start_offset };
+    Ok(Some(Source::Store(id, snapshot)))
+}
+
 /// Reads from `offset`. `max_bytes` may be exceeded by the first batch only, and only when
 /// `allow_oversized` (KIP-74: a consumer must always be able to make progress).
-pub async fn read(ctx: &AgentContext, partition: &Arc<Partition>, offset: i64, max_bytes: usize, allow_oversized: bool) -> Result<Read> {
-    let snapshot = partition.snapshot();
+pub async fn read(ctx: &AgentContext, source: &Source, offset: i64, max_bytes: usize, allow_oversized: bool) -> Result<Read> {
+    let snapshot = source.snapshot();
     if offset < snapshot.log_start_offset || offset > snapshot.high_watermark {
         return Err(ResponseError::OffsetOutOfRange.into());
     }
@@ -31,7 +77,11 @@ pub async fn read(ctx: &AgentContext, partition: &Arc<Partition>, offset: i64, m
     if offset == snapshot.high_watermark {
         return Ok(Read { snapshot, records: out.finish() });
     }
-    if let Some(runs) = partition.with_state(|s| s.tail.from_offset(offset)) {
+    let tail = match source {
+        Source::Led(p) => p.with_state(|s| s.tail.from_offset(offset)),
+        Source::Store(..) => None,
+    };
+    if let Some(runs) = tail {
         for run in runs {
             if !out.add(&run.bytes) {
                 break;
@@ -41,11 +91,11 @@ pub async fn read(ctx: &AgentContext, partition: &Arc<Partition>, offset: i64, m
     }
     let mut from = offset;
     'lookup: while from < snapshot.high_watermark {
-        let segments = ctx.metadata.segments(partition.id, from, SEGMENTS_PER_LOOKUP).await?;
+        let segments = ctx.metadata.segments(source.id(), from, SEGMENTS_PER_LOOKUP).await?;
         if segments.is_empty() {
             break;
         }
-        for s in &segments {
+        for s in segments.iter().filter(|s| s.base_offset < snapshot.high_watermark) {
             let run = ctx.objects.get_range(&s.object_key, s.position..s.position + s.length).await?;
             if !out.add(&run) {
                 break 'lookup;

@@ -2,17 +2,24 @@
 //! across an `.await`: callers clone the `Arc` out and drop the guard.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use streamhouse_metadata::{PartitionId, Topic};
+use streamhouse_metadata::{PartitionId, PartitionState, Topic};
 use uuid::Uuid;
 
 use super::Partition;
+
+/// How long the stored state of a partition led elsewhere is reused: reads of it may lag the
+/// leader's commits by this much (it is also the long-poll granularity for such partitions).
+pub const REMOTE_STATE_TTL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Default)]
 pub struct PartitionTable {
     topics: DashMap<String, Topic>,
     led: DashMap<PartitionId, Arc<Partition>>,
+    /// Stored states of partitions other agents lead, read for follower fetches.
+    remote: DashMap<PartitionId, (Instant, PartitionState)>,
 }
 
 impl PartitionTable {
@@ -54,6 +61,14 @@ impl PartitionTable {
     /// Drops a partition we were fenced out of, unless it was already replaced by a newer lease.
     pub fn remove_led(&self, partition: &Arc<Partition>) {
         self.led.remove_if(&partition.id, |_, p| Arc::ptr_eq(p, partition));
+    }
+
+    pub fn remote_state(&self, id: &PartitionId) -> Option<PartitionState> {
+        self.remote.get(id).filter(|e| e.0.elapsed() < REMOTE_STATE_TTL).map(|e| e.1)
+    }
+
+    pub fn put_remote_state(&self, state: PartitionState) {
+        self.remote.insert(state.id, (Instant::now(), state));
     }
 
     pub fn led_partitions(&self) -> Vec<Arc<Partition>> {

@@ -8,7 +8,7 @@
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 use uuid::Uuid;
 
-use super::{Queries, uuid_text};
+use super::{Queries, parse_uuid, uuid_text};
 use crate::{AgentId, Lease, MetadataError, PartitionId, PartitionState, Result};
 
 /// `$1` agent, `$2` new expiry, `$3`/`$4` partition, `$5` now. Re-acquiring one's own lease also
@@ -27,11 +27,20 @@ const RENEW: &str = "UPDATE partitions SET lease_expires_at_ms = $2 WHERE leader
 /// The epoch stays: the next acquisition bumps it, which fences anything still in flight.
 const RELEASE: &str =
     "UPDATE partitions SET leader_agent = NULL, lease_expires_at_ms = 0 WHERE leader_agent = $1";
+/// `$1` agent, `$2`/`$3` partition: like RELEASE, for one partition; matches nothing unless `$1`
+/// holds it.
+const RELEASE_ONE: &str = "UPDATE partitions SET leader_agent = NULL, lease_expires_at_ms = 0 \
+     WHERE topic_id = $2 AND partition_index = $3 AND leader_agent = $1";
 /// `$1` is now: an expired lease reports no leader.
 const STATES_OF_TOPIC: &str = "SELECT partition_index, \
      CASE WHEN lease_expires_at_ms > $1 THEN leader_agent ELSE NULL END, \
      leader_epoch, high_watermark, log_start_offset FROM partitions \
      WHERE topic_id = $2 ORDER BY partition_index";
+/// Like STATES_OF_TOPIC for every topic, with the topic id last (column 5).
+const STATES_OF_ALL: &str = "SELECT partition_index, \
+     CASE WHEN lease_expires_at_ms > $1 THEN leader_agent ELSE NULL END, \
+     leader_epoch, high_watermark, log_start_offset, topic_id FROM partitions \
+     ORDER BY topic_id, partition_index";
 const STATE_OF_PARTITION: &str = "SELECT partition_index, \
      CASE WHEN lease_expires_at_ms > $1 THEN leader_agent ELSE NULL END, \
      leader_epoch, high_watermark, log_start_offset FROM partitions \
@@ -114,6 +123,42 @@ where
     pub(crate) async fn release_leases(conn: &mut DB::Connection, agent: AgentId) -> Result<()> {
         sqlx::query(RELEASE).bind(agent).execute(&mut *conn).await?;
         Ok(())
+    }
+
+    /// One statement; no transaction needed.
+    pub(crate) async fn release_lease(
+        conn: &mut DB::Connection,
+        agent: AgentId,
+        id: PartitionId,
+    ) -> Result<()> {
+        sqlx::query(RELEASE_ONE)
+            .bind(agent)
+            .bind(uuid_text(id.topic_id))
+            .bind(id.partition)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Ordered by partition id. The SQL orders by the uuid text, which is the uuid's byte order in
+    /// SQLite; the sort makes that hold under any PostgreSQL collation too (it is cheap on sorted input).
+    pub(crate) async fn all_partition_states(
+        conn: &mut DB::Connection,
+        now_ms: i64,
+    ) -> Result<Vec<PartitionState>> {
+        let rows = sqlx::query(STATES_OF_ALL)
+            .bind(now_ms)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut states = rows
+            .iter()
+            .map(|row| {
+                let topic_id = parse_uuid(&row.try_get::<String, _>(5)?)?;
+                decode_state::<DB>(row, topic_id)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        states.sort_by_key(|state| state.id);
+        Ok(states)
     }
 
     pub(crate) async fn partition_states(

@@ -10,12 +10,14 @@
 //! implied at use sites), so each file's `impl` repeats the same short where-clause.
 //!
 //! - `topics`: topics, their configs and partition rows.
-//! - `leases`: lease acquisition, renewal, release, partition state and the epoch history.
+//! - `leases`: lease acquisition, renewal, release (all or one), partition state and the epoch history.
 //! - `segments`: the fenced flush commit and the segment index reads.
 //! - `producers`: producer ids and idempotent-producer state (with its text encoding).
 //! - `cluster`: the cluster id.
 //! - `groups`: consumer-group coordinator leases, group state and committed offsets.
+//! - `agents`: agent registration (the heartbeat), live agents, and the objects the index references.
 
+mod agents;
 mod cluster;
 mod groups;
 mod leases;

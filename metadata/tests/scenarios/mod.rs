@@ -3,7 +3,9 @@
 
 #![allow(dead_code)] // each backend's runner may use a subset
 
+mod agents;
 mod groups;
+pub use agents::*;
 pub use groups::*;
 
 use std::collections::BTreeMap;
