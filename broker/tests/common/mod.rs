@@ -29,13 +29,28 @@ impl TestAgent {
 
     /// Starts on an existing data dir (a restart).
     pub async fn start_in(dir: TempDir, extra: &[&str]) -> TestAgent {
-        let data = dir.path().to_string_lossy().to_string();
+        let agent = Self::launch(dir.path(), extra).await;
+        TestAgent { addr: agent.local_addr(), dir, agent: Some(agent) }
+    }
+
+    /// Another agent of the same cluster: same metadata database and object directory as `self`.
+    pub async fn join(&self, extra: &[&str]) -> TestAgent {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let meta = format!("sqlite://{}", self.dir.path().join("metadata.db").display());
+        let objects = format!("file://{}", self.dir.path().join("objects").display());
+        let mut args = vec!["--metadata-url", &meta, "--object-store-url", &objects];
+        args.extend_from_slice(extra);
+        let agent = Self::launch(dir.path(), &args).await;
+        TestAgent { addr: agent.local_addr(), dir, agent: Some(agent) }
+    }
+
+    async fn launch(data_dir: &std::path::Path, extra: &[&str]) -> Agent {
+        let data = data_dir.to_string_lossy().to_string();
         let mut args = vec!["streamhouse", "--data-dir", &data, "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let config = Config::parse_from(args);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let agent = Agent::start(config, listener).await.expect("agent starts");
-        TestAgent { addr: agent.local_addr(), dir, agent: Some(agent) }
+        Agent::start(config, listener).await.expect("agent starts")
     }
 
     pub async fn client(&self) -> RawClient {
