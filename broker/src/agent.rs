@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use streamhouse_storage::ObjectStore;
 use streamhouse_storage::cache::CachedStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -38,6 +39,12 @@ pub struct Agent {
 impl Agent {
     /// Opens the stores, takes the leases it can and starts serving on `listener`.
     pub async fn start(config: Config, listener: TcpListener) -> Result<Agent, BrokerError> {
+        let objects = streamhouse_storage::open(&config.object_store_url()).await?;
+        Self::start_with_objects(config, listener, objects).await
+    }
+
+    /// `start` with an object store built by the caller: tests stack a fault-injecting wrapper here.
+    pub async fn start_with_objects(config: Config, listener: TcpListener, objects: Arc<dyn ObjectStore>) -> Result<Agent, BrokerError> {
         let local_addr = listener.local_addr().map_err(streamhouse_protocol::ProtocolError::Io)?;
         let mut config = config;
         if config.advertised_address.is_none() {
@@ -48,7 +55,6 @@ impl Agent {
             .advertised()
             .map_err(|e| BrokerError::Metadata(streamhouse_metadata::MetadataError::invalid(e)))?;
         let metadata = streamhouse_metadata::open(&config.metadata_url()).await?;
-        let objects = streamhouse_storage::open(&config.object_store_url()).await?;
         let objects = Arc::new(CachedStore::new(objects, config.read_cache_bytes as u64));
         let cluster_id = metadata.cluster_id().await?;
         let flusher_stop = CancellationToken::new();

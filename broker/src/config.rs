@@ -39,9 +39,14 @@ pub struct Config {
     pub flush_bytes: usize,
 
     /// Flush pending batches once the oldest has waited this long (ms). Producers with acks=1/all
-    /// wait at least this long, so keep it small for local storage.
-    #[arg(long, env = "STREAMHOUSE_FLUSH_INTERVAL_MS", default_value_t = 1)]
-    pub flush_interval_ms: u64,
+    /// wait at least this long. Default: 1 for file://, 20 for s3:// (fewer, larger objects: each PUT
+    /// costs money and each flush is one metadata transaction).
+    #[arg(long, env = "STREAMHOUSE_FLUSH_INTERVAL_MS")]
+    pub flush_interval_ms: Option<u64>,
+
+    /// Objects being written at once; their commits still happen in order.
+    #[arg(long, env = "STREAMHOUSE_MAX_FLUSHES_IN_FLIGHT", default_value_t = 4)]
+    pub max_flushes_in_flight: usize,
 
     /// Create a topic when a client asks for one that does not exist (Kafka's auto.create.topics.enable).
     #[arg(long, env = "STREAMHOUSE_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -124,7 +129,8 @@ impl Config {
     }
 
     pub fn flush_interval(&self) -> Duration {
-        Duration::from_millis(self.flush_interval_ms)
+        let local = self.object_store_url().starts_with("file://");
+        Duration::from_millis(self.flush_interval_ms.unwrap_or(if local { 1 } else { 20 }))
     }
 
     pub fn lease_ttl(&self) -> Duration {
@@ -152,6 +158,9 @@ mod tests {
         assert_eq!(c.object_store_url(), "file://./data/objects");
         assert_eq!(c.advertised(), Ok(("127.0.0.1".to_string(), 9092)));
         assert!(c.auto_create_topics);
+        assert_eq!(c.flush_interval(), Duration::from_millis(1));
+        let s3 = Config::parse_from(["streamhouse", "--object-store-url", "s3://b/p"]);
+        assert_eq!(s3.flush_interval(), Duration::from_millis(20), "object stores get larger flushes");
     }
 
     #[test]

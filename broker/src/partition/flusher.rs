@@ -1,24 +1,31 @@
 //! The flusher: the one task that turns pending appends into durable, visible data.
 //!
 //! Each flush (architecture.md, write path steps 2-5): per partition, check idempotent sequences and
-//! assign offsets from the committed high watermark; lay out ONE segment object for every partition;
-//! PUT it; then ONE metadata transaction that, per partition, checks our lease epoch, indexes the run
-//! and advances the high watermark. Only then are producers answered and fetchers woken.
+//! assign offsets; lay out ONE segment object for every partition; PUT it; then ONE metadata
+//! transaction that, per partition, checks our lease epoch, indexes the run and advances the high
+//! watermark. Only then are producers answered and fetchers woken.
 //!
-//! Offsets are assigned here rather than on arrival, so a failed PUT or commit leaves nothing to
-//! undo: the next flush starts again from the committed high watermark and no offset is ever skipped.
-//! Flushes run one at a time, which keeps each partition's commits in offset order; while one is in
-//! flight the next accumulates, so load turns into bigger flushes rather than more of them.
+//! Flushes form a pipeline: up to --max-flushes-in-flight objects are being PUT at once (object
+//! stores have high latency but scale with concurrency), while their commits happen strictly one
+//! after the other in flush order, so a partition's runs are committed in offset order. Offsets and
+//! producer state are assigned against a working view ("committed + in flight"). If a PUT or a
+//! commit fails, that flush and every later one still in flight fail together and the working view
+//! falls back to what is committed: offsets are never skipped and nothing is undone in the store.
+//! A flush whose only content is refusals or duplicates goes through the same queue, so a retried
+//! batch is acknowledged only once its original is committed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
 use kafka_protocol::error::ResponseError;
-use streamhouse_metadata::{CommitOutcome, PartitionCommit, SegmentRef};
+use streamhouse_metadata::{CommitOutcome, PartitionCommit, PartitionId, SegmentRef};
 use streamhouse_protocol::batch::REWRITTEN_PREFIX_LEN;
 use streamhouse_storage::segment::{RunLocation, SegmentBuilder};
-use streamhouse_storage::paths;
+use streamhouse_storage::{StorageError, paths};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -30,28 +37,61 @@ use super::writer::{Append, AppendResult, Appended, Due};
 use crate::context::AgentContext;
 use crate::error::BrokerError;
 
+/// Where each partition stands once every in-flight flush commits: the next offset to assign and
+/// the producer state to check against. Empty when nothing is in flight.
+type Working = HashMap<PartitionId, (i64, ProducerTable)>;
+
+/// A flush whose object is being written: its plans, the object, and the PUT's outcome.
+struct Stage {
+    plans: Vec<Plan>,
+    key: String,
+    object: Bytes,
+    started: std::time::Instant,
+}
+
+type Put = BoxFuture<'static, (Stage, Result<(), StorageError>)>;
+
 /// Runs until `stop`, then flushes what is pending so every waiting producer gets its answer.
 /// `stop` is cancelled only after connections have drained, so nothing is appended after the end.
 pub async fn run(ctx: AgentContext, stop: CancellationToken) {
+    let mut in_flight: FuturesOrdered<Put> = FuturesOrdered::new();
+    let mut working = Working::new();
+    let max_in_flight = ctx.config.max_flushes_in_flight.max(1);
     loop {
-        match ctx.writes.due() {
-            Due::Now => flush(&ctx, ctx.writes.take()).await,
-            Due::At(at) => {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(at.into()) => {}
-                    _ = ctx.writes.wait() => {}
+        let room = in_flight.len() < max_in_flight;
+        let due = if room { ctx.writes.due() } else { Due::Nothing };
+        if room && matches!(due, Due::Now) {
+            in_flight.push_back(start(&ctx, ctx.writes.take(), &mut working));
+            continue;
+        }
+        if in_flight.is_empty() && matches!(due, Due::Nothing) && stop.is_cancelled() {
+            break;
+        }
+        tokio::select! {
+            Some((stage, put)) = in_flight.next() => {
+                if !finish(&ctx, stage, put).await {
+                    // Later flushes assigned offsets after this one: they cannot commit either.
+                    while let Some((stage, _)) = in_flight.next().await {
+                        fail(stage, ResponseError::KafkaStorageError);
+                    }
+                }
+                if in_flight.is_empty() {
+                    working.clear();
                 }
             }
-            Due::Nothing if stop.is_cancelled() => break,
-            Due::Nothing => {
-                tokio::select! {
-                    _ = ctx.writes.wait() => {}
-                    _ = stop.cancelled() => {}
-                }
-            }
+            _ = sleep_until_due(&due) => {}
+            _ = ctx.writes.wait(), if room => {}
+            _ = stop.cancelled(), if !stop.is_cancelled() => {}
         }
     }
     debug!("flusher stopped");
+}
+
+async fn sleep_until_due(due: &Due) {
+    match due {
+        Due::At(at) => tokio::time::sleep_until((*at).into()).await,
+        _ => std::future::pending().await,
+    }
 }
 
 /// One partition's share of a flush.
@@ -68,10 +108,17 @@ struct Plan {
     replies: Vec<(oneshot::Sender<AppendResult>, Result<i64, ResponseError>)>,
 }
 
-async fn flush(ctx: &AgentContext, appends: Vec<Append>) {
-    let mut plans = plan(appends);
+impl Plan {
+    fn writes(&self) -> bool {
+        self.next_offset > self.base_offset
+    }
+}
+
+/// Plans a flush against the working view, lays out its object and starts the PUT.
+fn start(ctx: &AgentContext, appends: Vec<Append>, working: &mut Working) -> Put {
+    let mut plans = plan(appends, working);
     let mut builder = SegmentBuilder::with_capacity(plans.iter().flat_map(|p| &p.chunks).map(Bytes::len).sum());
-    for p in plans.iter_mut().filter(|p| p.next_offset > p.base_offset) {
+    for p in plans.iter_mut().filter(|p| p.writes()) {
         p.location = builder.append_run(
             p.partition.id.topic_id,
             p.partition.id.partition,
@@ -80,34 +127,45 @@ async fn flush(ctx: &AgentContext, appends: Vec<Append>) {
             p.max_timestamp,
             &p.chunks,
         );
+        p.chunks = Vec::new();
+        working.insert(p.partition.id, (p.next_offset, p.producers.clone()));
     }
-    let (writing, settled): (Vec<Plan>, Vec<Plan>) = plans.into_iter().partition(|p| p.next_offset > p.base_offset);
-    // Plans with nothing new hold only refusals and duplicates of committed data: answer them now.
+    let key = paths::segment_key(ctx.agent_id);
+    let writes = plans.iter().any(Plan::writes);
+    let object = if writes { builder.finish().0 } else { Bytes::new() };
+    let stage = Stage { plans, key, object, started: std::time::Instant::now() };
+    let objects = Arc::clone(&ctx.objects);
+    Box::pin(async move {
+        // Retries, where worth it, are the store's own (a RetryingStore wraps s3://).
+        let put = if writes { objects.put(&stage.key, stage.object.clone()).await } else { Ok(()) };
+        (stage, put)
+    })
+}
+
+/// Commits a flush whose PUT ended, and answers its producers. False if the flush failed as a
+/// whole (PUT or commit), which dooms the flushes after it.
+async fn finish(ctx: &AgentContext, stage: Stage, put: Result<(), StorageError>) -> bool {
+    let Stage { plans, key, object, started } = stage;
+    let (writing, settled): (Vec<Plan>, Vec<Plan>) = plans.into_iter().partition(Plan::writes);
+    if let Err(e) = put {
+        warn!(key, error = %e, "segment PUT failed; producers get a retriable error");
+        fail(Stage { plans: writing.into_iter().chain(settled).collect(), key, object, started }, ResponseError::KafkaStorageError);
+        return false;
+    }
+    if !writing.is_empty() && !ctx.cluster.lease_valid() {
+        warn!("leases not renewed in time: refusing to commit; producers retry on the new leader");
+        fail(Stage { plans: writing.into_iter().chain(settled).collect(), key, object, started }, ResponseError::NotLeaderOrFollower);
+        return false;
+    }
+    // Refusals and duplicates of committed data: everything before them is committed now.
     for p in settled {
         let log_start = p.partition.snapshot().log_start_offset;
         answer(p.replies, log_start, None);
     }
     if writing.is_empty() {
-        return;
+        return true;
     }
-    if !ctx.cluster.lease_valid() {
-        warn!("leases not renewed in time: refusing to write; producers retry on the new leader");
-        for p in writing {
-            answer(p.replies, 0, Some(ResponseError::NotLeaderOrFollower));
-        }
-        return;
-    }
-    let (object, _) = builder.finish();
-    let key = paths::segment_key(ctx.agent_id);
-    let started = std::time::Instant::now();
-    // Retries, where worth it, are the store's own (a RetryingStore wraps s3://).
-    if let Err(e) = ctx.objects.put(&key, object.clone()).await {
-        warn!(key, error = %e, "segment PUT failed; producers get a retriable error");
-        for p in writing {
-            answer(p.replies, 0, Some(ResponseError::KafkaStorageError));
-        }
-        return;
-    }
+    let put_done = started.elapsed();
     let commits: Vec<PartitionCommit> = writing
         .iter()
         .map(|p| PartitionCommit {
@@ -124,16 +182,15 @@ async fn flush(ctx: &AgentContext, appends: Vec<Append>) {
             producers: p.touched.iter().filter_map(|id| p.producers.get(*id).cloned()).collect(),
         })
         .collect();
-    let put_done = started.elapsed();
     let outcomes = match ctx.metadata.commit_flush(ctx.agent_id, &commits).await {
         Ok(o) => o,
         Err(e) => {
-            let code = BrokerError::from(e).response_error();
+            let code = retriable(BrokerError::from(e).response_error());
             warn!(key, ?code, "flush commit failed; producers get a retriable error");
             for p in writing {
-                answer(p.replies, 0, Some(retriable(code)));
+                answer(p.replies, 0, Some(code));
             }
-            return;
+            return false;
         }
     };
     for (p, outcome) in writing.into_iter().zip(outcomes) {
@@ -158,17 +215,26 @@ async fn flush(ctx: &AgentContext, appends: Vec<Append>) {
     }
     ctx.commits.send_modify(|generation| *generation += 1);
     debug!(key, bytes = object.len(), partitions = commits.len(), ?put_done, total = ?started.elapsed(), "flushed");
+    true
+}
+
+/// Answers every producer of a flush that will not commit.
+fn fail(stage: Stage, code: ResponseError) {
+    for p in stage.plans {
+        answer(p.replies, 0, Some(code));
+    }
 }
 
 /// Groups appends by partition (keeping arrival order within each) and decides, batch by batch,
 /// what gets written and at which offset.
-fn plan(appends: Vec<Append>) -> Vec<Plan> {
+fn plan(appends: Vec<Append>, working: &Working) -> Vec<Plan> {
     let mut plans: Vec<Plan> = Vec::new();
     let mut index: HashMap<_, usize> = HashMap::new();
     for append in appends {
         let i = *index.entry(append.partition.id).or_insert_with(|| {
-            let (leader_epoch, hwm, producers, fenced) =
+            let (leader_epoch, committed, producers, fenced) =
                 append.partition.with_state(|s| (s.leader_epoch, s.high_watermark, s.producers.clone(), s.fenced));
+            let (hwm, producers) = working.get(&append.partition.id).cloned().unwrap_or((committed, producers));
             plans.push(Plan {
                 partition: Arc::clone(&append.partition),
                 leader_epoch: if fenced { -1 } else { leader_epoch },
