@@ -53,6 +53,10 @@ impl TestAgent {
         Agent::start(config, listener).await.expect("agent starts")
     }
 
+    pub fn agent(&self) -> &Agent {
+        self.agent.as_ref().expect("running")
+    }
+
     pub async fn client(&self) -> RawClient {
         RawClient::connect(self.addr).await
     }
