@@ -121,6 +121,7 @@ async fn every_api_answers_every_advertised_version() {
         let r = c.send(v, &req).await;
         assert_eq!(r.results[0].error_code, 0, "CreatePartitions v{v}");
     }
+    groups_at_every_version(&mut c, topic).await;
     for v in versions(ApiKey::DeleteTopics) {
         let t = format!("created-v{}", v + 1);
         let req = if v >= 6 {
@@ -132,4 +133,103 @@ async fn every_api_answers_every_advertised_version() {
         assert_eq!(r.responses[0].error_code, 0, "DeleteTopics v{v}");
     }
     agent.stop().await;
+}
+
+/// One member joins, syncs, heartbeats, commits, fetches offsets, is described and listed, and
+/// leaves, at each version of each group API; then the empty group's offsets and the group go.
+async fn groups_at_every_version(c: &mut common::RawClient, topic: &str) {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
+    use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics};
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+
+    for v in versions(ApiKey::FindCoordinator) {
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![StrBytes::from_static_str("g")])
+        } else {
+            FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"))
+        };
+        let r = c.send(v, &req).await;
+        let code = if v >= 4 { r.coordinators[0].error_code } else { r.error_code };
+        assert_eq!(code, 0, "FindCoordinator v{v}");
+    }
+    for v in versions(ApiKey::JoinGroup) {
+        let group = GroupId(StrBytes::from_string(format!("g-join-{v}")));
+        let join = |member: &str| {
+            JoinGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_member_id(StrBytes::from_string(member.to_string()))
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str("range")).with_metadata(bytes::Bytes::from_static(b"m"))])
+        };
+        let mut r = c.send(v, &join("")).await;
+        if r.error_code == 79 {
+            r = c.send(v, &join(r.member_id.as_str())).await; // MEMBER_ID_REQUIRED, v4+
+        }
+        assert_eq!((r.error_code, r.generation_id), (0, 1), "JoinGroup v{v}");
+        assert_eq!(r.leader, r.member_id);
+        let member = r.member_id.clone();
+        let sync_v = v.min(*versions(ApiKey::SyncGroup).end());
+        let sync = SyncGroupRequest::default()
+            .with_group_id(group.clone())
+            .with_generation_id(1)
+            .with_member_id(member.clone())
+            .with_assignments(vec![SyncGroupRequestAssignment::default().with_member_id(member.clone()).with_assignment(bytes::Bytes::from_static(b"a"))]);
+        let s = c.send(sync_v, &sync).await;
+        assert_eq!((s.error_code, s.assignment.as_ref()), (0, &b"a"[..]), "SyncGroup v{sync_v}");
+        let hb_v = v.min(*versions(ApiKey::Heartbeat).end());
+        let h = c.send(hb_v, &HeartbeatRequest::default().with_group_id(group.clone()).with_generation_id(1).with_member_id(member.clone())).await;
+        assert_eq!(h.error_code, 0, "Heartbeat v{hb_v}");
+        let commit_v = (v.max(2)).min(*versions(ApiKey::OffsetCommit).end());
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(group.clone())
+            .with_generation_id_or_member_epoch(1)
+            .with_member_id(member.clone())
+            .with_topics(vec![OffsetCommitRequestTopic::default().with_name(name(topic)).with_partitions(vec![
+                OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(7).with_committed_metadata(Some(StrBytes::from_static_str("meta"))),
+            ])]);
+        let oc = c.send(commit_v, &commit).await;
+        assert_eq!(oc.topics[0].partitions[0].error_code, 0, "OffsetCommit v{commit_v}");
+        let fetch_v = v.clamp(1, *versions(ApiKey::OffsetFetch).end());
+        let of = if fetch_v >= 8 {
+            let r = c.send(fetch_v, &OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default().with_group_id(group.clone()).with_topics(Some(vec![
+                OffsetFetchRequestTopics::default().with_name(name(topic)).with_partition_indexes(vec![0, 1]),
+            ]))])).await;
+            r.groups[0].topics[0].partitions.iter().map(|p| p.committed_offset).collect::<Vec<_>>()
+        } else {
+            let r = c.send(fetch_v, &OffsetFetchRequest::default().with_group_id(group.clone()).with_topics(Some(vec![
+                OffsetFetchRequestTopic::default().with_name(name(topic)).with_partition_indexes(vec![0, 1]),
+            ]))).await;
+            r.topics[0].partitions.iter().map(|p| p.committed_offset).collect::<Vec<_>>()
+        };
+        assert_eq!(of, vec![7, -1], "OffsetFetch v{fetch_v}");
+        let dg_v = v.min(*versions(ApiKey::DescribeGroups).end());
+        let d = c.send(dg_v, &DescribeGroupsRequest::default().with_groups(vec![group.clone()])).await;
+        assert_eq!((d.groups[0].group_state.as_str(), d.groups[0].members.len()), ("Stable", 1), "DescribeGroups v{dg_v}");
+        let lg_v = v.min(*versions(ApiKey::ListGroups).end());
+        let l = c.send(lg_v, &ListGroupsRequest::default()).await;
+        assert!(l.groups.iter().any(|g| g.group_id == group), "ListGroups v{lg_v}");
+        let leave_v = v.min(*versions(ApiKey::LeaveGroup).end());
+        let leave = if leave_v >= 3 {
+            LeaveGroupRequest::default().with_group_id(group.clone()).with_members(vec![MemberIdentity::default().with_member_id(member.clone())])
+        } else {
+            LeaveGroupRequest::default().with_group_id(group.clone()).with_member_id(member.clone())
+        };
+        assert_eq!(c.send(leave_v, &leave).await.error_code, 0, "LeaveGroup v{leave_v}");
+    }
+    for v in versions(ApiKey::OffsetDelete) {
+        let req = OffsetDeleteRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g-join-0"))).with_topics(vec![
+            OffsetDeleteRequestTopic::default().with_name(name(topic)).with_partitions(vec![OffsetDeleteRequestPartition::default().with_partition_index(0)]),
+        ]);
+        let r = c.send(v, &req).await;
+        assert_eq!((r.error_code, r.topics[0].partitions[0].error_code), (0, 0), "OffsetDelete v{v}");
+    }
+    for v in versions(ApiKey::DeleteGroups) {
+        let r = c.send(v, &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(StrBytes::from_string(format!("g-join-{v}")))])).await;
+        assert_eq!(r.results[0].error_code, 0, "DeleteGroups v{v}");
+    }
 }
