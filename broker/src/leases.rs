@@ -103,10 +103,10 @@ pub async fn round(ctx: &AgentContext, rounds: &mut Rounds) -> Result<()> {
         }
         let orphaned = rounds.unowned.entry(s.id).or_default();
         *orphaned += 1;
-        if target.get(&s.id) == Some(&ctx.agent_id) || *orphaned > ORPHAN_ROUNDS {
-            if let Some(name) = names.get(&s.id.topic_id) {
-                acquire(ctx, name, s.id, ttl).await?;
-            }
+        if (target.get(&s.id) == Some(&ctx.agent_id) || *orphaned > ORPHAN_ROUNDS)
+            && let Some(name) = names.get(&s.id.topic_id)
+        {
+            acquire(ctx, name, s.id, ttl).await?;
         }
     }
     Ok(())
