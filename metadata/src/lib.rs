@@ -7,6 +7,8 @@
 //!
 //! - `clock`: [`Clock`], the source of "now" for lease expiry ([`ManualClock`] for tests).
 //! - `error`: [`MetadataError`] with a kind (Fenced, NotFound, Conflict, Unavailable, Corrupt, Invalid).
+//! - `store`: [`SqlStore`], every store trait implemented once over a SQL backend: how each
+//!   operation runs (autocommit, read or write transaction) around the shared SQL.
 //! - `sqlite`: the `sqlite://PATH` backend, the embedded default (migrations in `migrations/sqlite`).
 //! - `postgres`: the `postgres://` backend, shared by the agents of a cluster (migrations in
 //!   `migrations/postgres`, the same schema in PostgreSQL's types).
@@ -17,6 +19,7 @@ pub mod error;
 pub mod postgres;
 mod queries;
 pub mod sqlite;
+mod store;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +30,7 @@ use uuid::Uuid;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{MetadataError, MetadataErrorKind};
+pub use store::SqlStore;
 
 pub type Result<T> = std::result::Result<T, MetadataError>;
 

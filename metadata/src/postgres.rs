@@ -17,41 +17,32 @@
 //! Topic creation reads then inserts; two racing creations of one name are caught by the UNIQUE
 //! constraint and reported as `Conflict`. Reads of more than one statement run in a REPEATABLE READ,
 //! READ ONLY transaction: one snapshot, and read-only transactions never fail to serialize.
+//!
+//! The store itself is [`SqlStore`], shared with other backends (the SQL in `queries`); this file
+//! holds only what PostgreSQL does its own way: connecting, the migrations, and how transactions
+//! begin.
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sqlx::pool::PoolConnection;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
-use uuid::Uuid;
 
-use crate::clock::{Clock, SystemClock, duration_ms};
-use crate::queries::{Queries, new_cluster_id};
-use crate::{
-    AgentId, AgentInfo, AgentStore, ClusterStore, CommitOutcome, CommittedOffset, GroupState,
-    GroupStore, Lease, LeaseStore, MetadataError, NewTopic, PartitionCommit, PartitionId,
-    PartitionState, ProducerState, ProducerStore, Result, SegmentRef, SegmentStore, Topic,
-    TopicStore,
-};
+use crate::clock::{Clock, SystemClock};
+use crate::store::{Backend, SqlStore, Statements};
+use crate::{MetadataError, Result};
 
-type Q = Queries<Postgres>;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How long a caller waits for a pooled connection before giving up as `Unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per agent. Statements are short; a flush, renewals, group writes and reads can overlap.
 const MAX_CONNECTIONS: u32 = 8;
 
-#[derive(Debug, Clone)]
-pub struct PostgresStore {
-    pool: PgPool,
-    /// "Now" for lease expiry; the system clock unless a test injects one.
-    clock: Arc<dyn Clock>,
-}
+/// The metadata store in a PostgreSQL database.
+pub type PostgresStore = SqlStore<Postgres>;
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?PARAMS]`, also
@@ -75,37 +66,30 @@ impl PostgresStore {
                 MetadataError::new(err.kind(), format!("cannot connect to {}", redact(url)))
                     .with_source(err)
             })?;
-        // sqlx holds an advisory lock while migrating: concurrent first opens migrate once.
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| MetadataError::from(sqlx::Error::from(e)))?;
-        let mut conn = pool.acquire().await?;
-        Q::ensure_cluster_id(&mut conn, &new_cluster_id()).await?;
-        drop(conn);
-        Ok(Self { pool, clock })
+        Self::new(pool, clock).await
     }
+}
 
-    /// Closes the pool, waiting for connections to finish.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
+impl Backend for Postgres {
+    /// sqlx holds an advisory lock while migrating: concurrent first opens migrate once.
+    const MIGRATOR: &'static Migrator = &MIGRATOR;
 
     /// READ COMMITTED: see the module docs for why that is enough.
-    async fn write(&self) -> Result<Transaction<'static, Postgres>> {
-        Ok(self.pool.begin().await?)
+    async fn write(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
+        Ok(pool.begin().await?)
     }
 
     /// One snapshot for reads of more than one statement.
-    async fn read(&self) -> Result<Transaction<'static, Postgres>> {
-        Ok(self
-            .pool
+    async fn read(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
+        Ok(pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await?)
     }
 
-    async fn conn(&self) -> Result<PoolConnection<Postgres>> {
-        Ok(self.pool.acquire().await?)
+    /// Autocommit statements, not one transaction: each is complete on its own, and committing
+    /// one at once releases its row locks, which a flush of the same agent may be waiting for.
+    async fn standalone_writes(pool: &PgPool) -> Result<Statements<Postgres>> {
+        Ok(Statements::Autocommit(pool.acquire().await?))
     }
 }
 
@@ -121,275 +105,6 @@ fn redact(url: &str) -> String {
             None => url.to_string(),
         },
         None => url.to_string(),
-    }
-}
-
-#[async_trait]
-impl TopicStore for PostgresStore {
-    async fn create_topic(&self, topic: NewTopic) -> Result<Topic> {
-        let mut tx = self.write().await?;
-        let topic = Q::create_topic(&mut tx, topic, self.clock.now_ms()).await?;
-        tx.commit().await?;
-        Ok(topic)
-    }
-
-    async fn delete_topic(&self, name: &str) -> Result<Topic> {
-        let mut tx = self.write().await?;
-        let topic = Q::delete_topic(&mut tx, name).await?;
-        tx.commit().await?;
-        Ok(topic)
-    }
-
-    async fn topic(&self, name: &str) -> Result<Option<Topic>> {
-        let mut tx = self.read().await?;
-        let topic = Q::topic(&mut tx, name).await?;
-        tx.commit().await?;
-        Ok(topic)
-    }
-
-    async fn topic_by_id(&self, id: Uuid) -> Result<Option<Topic>> {
-        let mut tx = self.read().await?;
-        let topic = Q::topic_by_id(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(topic)
-    }
-
-    async fn topics(&self) -> Result<Vec<Topic>> {
-        let mut tx = self.read().await?;
-        let topics = Q::topics(&mut tx).await?;
-        tx.commit().await?;
-        Ok(topics)
-    }
-
-    async fn create_partitions(&self, name: &str, total: i32) -> Result<Topic> {
-        let mut tx = self.write().await?;
-        let topic = Q::create_partitions(&mut tx, name, total).await?;
-        tx.commit().await?;
-        Ok(topic)
-    }
-}
-
-#[async_trait]
-impl LeaseStore for PostgresStore {
-    async fn acquire_lease(
-        &self,
-        agent: AgentId,
-        id: PartitionId,
-        ttl: Duration,
-    ) -> Result<Option<Lease>> {
-        let mut tx = self.write().await?;
-        let lease =
-            Q::acquire_lease(&mut tx, agent, id, self.clock.now_ms(), duration_ms(ttl)).await?;
-        tx.commit().await?;
-        Ok(lease)
-    }
-
-    /// Two autocommit statements (partitions, then groups), not one transaction: each is complete
-    /// on its own, and committing the first at once releases its row locks, which a flush of the
-    /// same agent may be waiting for.
-    async fn renew_leases(&self, agent: AgentId, ttl: Duration) -> Result<u64> {
-        let mut conn = self.conn().await?;
-        let (now_ms, ttl_ms) = (self.clock.now_ms(), duration_ms(ttl));
-        let partitions = Q::renew_leases(&mut conn, agent, now_ms, ttl_ms).await?;
-        let groups = Q::renew_group_leases(&mut conn, agent, now_ms, ttl_ms).await?;
-        Ok(partitions + groups)
-    }
-
-    async fn release_leases(&self, agent: AgentId) -> Result<()> {
-        let mut conn = self.conn().await?;
-        Q::release_leases(&mut conn, agent).await?;
-        Q::release_group_leases(&mut conn, agent).await
-    }
-
-    async fn release_lease(&self, agent: AgentId, id: PartitionId) -> Result<()> {
-        Q::release_lease(&mut *self.conn().await?, agent, id).await
-    }
-
-    async fn all_partition_states(&self) -> Result<Vec<PartitionState>> {
-        Q::all_partition_states(&mut *self.conn().await?, self.clock.now_ms()).await
-    }
-
-    async fn partition_states(&self, topic_id: Uuid) -> Result<Vec<PartitionState>> {
-        Q::partition_states(&mut *self.conn().await?, topic_id, self.clock.now_ms()).await
-    }
-
-    async fn partition_state(&self, id: PartitionId) -> Result<Option<PartitionState>> {
-        Q::partition_state(&mut *self.conn().await?, id, self.clock.now_ms()).await
-    }
-
-    async fn epoch_history(&self, id: PartitionId) -> Result<Vec<(i32, i64)>> {
-        Q::epoch_history(&mut *self.conn().await?, id).await
-    }
-}
-
-#[async_trait]
-impl SegmentStore for PostgresStore {
-    async fn commit_flush(
-        &self,
-        agent: AgentId,
-        commits: &[PartitionCommit],
-    ) -> Result<Vec<CommitOutcome>> {
-        let mut tx = self.write().await?;
-        let outcomes = Q::commit_flush(&mut tx, agent, commits, self.clock.now_ms()).await?;
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-
-    async fn segments(
-        &self,
-        id: PartitionId,
-        from_offset: i64,
-        limit: u32,
-    ) -> Result<Vec<SegmentRef>> {
-        Q::segments(&mut *self.conn().await?, id, from_offset, limit).await
-    }
-
-    async fn segment_for_timestamp(
-        &self,
-        id: PartitionId,
-        timestamp: i64,
-    ) -> Result<Option<SegmentRef>> {
-        Q::segment_for_timestamp(&mut *self.conn().await?, id, timestamp).await
-    }
-
-    async fn segment_with_max_timestamp(&self, id: PartitionId) -> Result<Option<SegmentRef>> {
-        Q::segment_with_max_timestamp(&mut *self.conn().await?, id).await
-    }
-}
-
-#[async_trait]
-impl ProducerStore for PostgresStore {
-    async fn allocate_producer_id(&self) -> Result<i64> {
-        Q::allocate_producer_id(&mut *self.conn().await?).await
-    }
-
-    async fn producer_states(&self, id: PartitionId) -> Result<Vec<ProducerState>> {
-        Q::producer_states(&mut *self.conn().await?, id).await
-    }
-}
-
-#[async_trait]
-impl ClusterStore for PostgresStore {
-    async fn cluster_id(&self) -> Result<String> {
-        Q::cluster_id(&mut *self.conn().await?).await
-    }
-}
-
-#[async_trait]
-impl GroupStore for PostgresStore {
-    async fn acquire_group_lease(
-        &self,
-        agent: AgentId,
-        group: &str,
-        ttl: Duration,
-    ) -> Result<Option<i32>> {
-        Q::acquire_group_lease(
-            &mut *self.conn().await?,
-            agent,
-            group,
-            self.clock.now_ms(),
-            duration_ms(ttl),
-        )
-        .await
-    }
-
-    async fn group_coordinator(&self, group: &str) -> Result<Option<AgentId>> {
-        Q::group_coordinator(&mut *self.conn().await?, group, self.clock.now_ms()).await
-    }
-
-    async fn save_group(&self, agent: AgentId, epoch: i32, state: &GroupState) -> Result<()> {
-        let mut tx = self.write().await?;
-        Q::save_group(&mut tx, agent, epoch, state, self.clock.now_ms()).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn load_group(&self, group: &str) -> Result<Option<GroupState>> {
-        let mut tx = self.read().await?;
-        let state = Q::load_group(&mut tx, group).await?;
-        tx.commit().await?;
-        Ok(state)
-    }
-
-    async fn list_groups(&self) -> Result<Vec<GroupState>> {
-        let mut tx = self.read().await?;
-        let groups = Q::list_groups(&mut tx).await?;
-        tx.commit().await?;
-        Ok(groups)
-    }
-
-    async fn delete_group(&self, agent: AgentId, epoch: i32, group: &str) -> Result<()> {
-        let mut tx = self.write().await?;
-        Q::delete_group(&mut tx, agent, epoch, group, self.clock.now_ms()).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn commit_offsets(
-        &self,
-        agent: AgentId,
-        epoch: i32,
-        group: &str,
-        offsets: &[CommittedOffset],
-    ) -> Result<()> {
-        let mut tx = self.write().await?;
-        Q::commit_offsets(&mut tx, agent, epoch, group, offsets, self.clock.now_ms()).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn fetch_offsets(&self, group: &str) -> Result<Vec<CommittedOffset>> {
-        Q::fetch_offsets(&mut *self.conn().await?, group).await
-    }
-
-    async fn delete_offsets(
-        &self,
-        agent: AgentId,
-        epoch: i32,
-        group: &str,
-        partitions: &[(String, i32)],
-    ) -> Result<()> {
-        let mut tx = self.write().await?;
-        Q::delete_offsets(
-            &mut tx,
-            agent,
-            epoch,
-            group,
-            partitions,
-            self.clock.now_ms(),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn expire_offsets(&self, cutoff_ms: i64) -> Result<u64> {
-        Q::expire_offsets(&mut *self.conn().await?, cutoff_ms).await
-    }
-}
-
-#[async_trait]
-impl AgentStore for PostgresStore {
-    async fn register_agent(&self, agent: &AgentInfo, ttl: Duration) -> Result<()> {
-        Q::register_agent(
-            &mut *self.conn().await?,
-            agent,
-            self.clock.now_ms(),
-            duration_ms(ttl),
-        )
-        .await
-    }
-
-    async fn deregister_agent(&self, id: AgentId) -> Result<()> {
-        Q::deregister_agent(&mut *self.conn().await?, id).await
-    }
-
-    async fn live_agents(&self) -> Result<Vec<AgentInfo>> {
-        Q::live_agents(&mut *self.conn().await?, self.clock.now_ms()).await
-    }
-
-    async fn referenced_objects(&self) -> Result<Vec<String>> {
-        Q::referenced_objects(&mut *self.conn().await?).await
     }
 }
 

@@ -4,33 +4,28 @@
 //! and must survive power loss. Concurrency: SQLite has one writer at a time, so every multi-statement
 //! write begins with `BEGIN IMMEDIATE`, taking the write lock up front; a deferred transaction that
 //! reads and then writes could fail to upgrade its lock (SQLITE_BUSY) instead of waiting for it.
-//! Readers never block in WAL mode. The SQL itself lives in `queries`, shared with other backends.
+//! Readers never block in WAL mode.
+//!
+//! The store itself is [`SqlStore`], shared with other backends (the SQL in `queries`); this file
+//! holds only what SQLite does its own way: the pool, its pragmas and the `:memory:` case, the
+//! migrations, and how transactions begin.
 
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use sqlx::pool::PoolConnection;
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
-use uuid::Uuid;
 
-use crate::clock::{Clock, SystemClock, duration_ms};
-use crate::queries::{Queries, new_cluster_id};
-use crate::{
-    AgentId, AgentInfo, AgentStore, ClusterStore, CommitOutcome, CommittedOffset, GroupState,
-    GroupStore, Lease, LeaseStore, MetadataError, NewTopic, PartitionCommit, PartitionId,
-    PartitionState, ProducerState, ProducerStore, Result, SegmentRef, SegmentStore, Topic,
-    TopicStore,
-};
+use crate::clock::{Clock, SystemClock};
+use crate::store::{Backend, SqlStore, Statements};
+use crate::{MetadataError, Result};
 
-type Q = Queries<Sqlite>;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a statement waits for another connection's write lock before giving up as `Unavailable`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,12 +34,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Enough for concurrent readers; writers queue on SQLite's lock anyway.
 const MAX_CONNECTIONS: u32 = 4;
 
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-    /// "Now" for lease expiry; the system clock unless a test injects one.
-    clock: Arc<dyn Clock>,
-}
+/// The metadata store in a SQLite file.
+pub type SqliteStore = SqlStore<Sqlite>;
 
 impl SqliteStore {
     /// Opens the database at `path` (creating it and its directory if missing) and migrates it.
@@ -61,32 +52,26 @@ impl SqliteStore {
         } else {
             open_file(path).await?
         };
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| MetadataError::from(sqlx::Error::from(e)))?;
-        let mut conn = pool.acquire().await?;
-        Q::ensure_cluster_id(&mut conn, &new_cluster_id()).await?;
-        drop(conn);
-        Ok(Self { pool, clock })
+        Self::new(pool, clock).await
     }
+}
 
-    /// Closes the pool, waiting for connections to finish (and SQLite to checkpoint the WAL).
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
+impl Backend for Sqlite {
+    const MIGRATOR: &'static Migrator = &MIGRATOR;
 
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// `BEGIN IMMEDIATE`: the write lock up front (see the module docs).
+    async fn write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
+        Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// A deferred transaction: a consistent snapshot for reads of more than one statement.
-    async fn read(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin().await?)
+    async fn read(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
+        Ok(pool.begin().await?)
     }
 
-    async fn conn(&self) -> Result<PoolConnection<Sqlite>> {
-        Ok(self.pool.acquire().await?)
+    /// One write transaction for them all: one fsync, not one a statement.
+    async fn standalone_writes(pool: &SqlitePool) -> Result<Statements<Sqlite>> {
+        Ok(Statements::Transaction(Self::write(pool).await?))
     }
 }
 
@@ -133,275 +118,6 @@ async fn open_memory() -> Result<SqlitePool> {
     Ok(pool)
 }
 
-#[async_trait]
-impl TopicStore for SqliteStore {
-    async fn create_topic(&self, topic: NewTopic) -> Result<Topic> {
-        let mut tx = self.write().await?;
-        let topic = Q::create_topic(&mut tx, topic, self.clock.now_ms()).await?;
-        tx.commit().await?;
-        Ok(topic)
-    }
-
-    async fn delete_topic(&self, name: &str) -> Result<Topic> {
-        let mut tx = self.write().await?;
-        let topic = Q::delete_topic(&mut tx, name).await?;
-        tx.commit().await?;
-        Ok(topic)
-    }
-
-    async fn topic(&self, name: &str) -> Result<Option<Topic>> {
-        let mut tx = self.read().await?;
-        let topic = Q::topic(&mut tx, name).await?;
-        tx.commit().await?;
-        Ok(topic)
-    }
-
-    async fn topic_by_id(&self, id: Uuid) -> Result<Option<Topic>> {
-        let mut tx = self.read().await?;
-        let topic = Q::topic_by_id(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(topic)
-    }
-
-    async fn topics(&self) -> Result<Vec<Topic>> {
-        let mut tx = self.read().await?;
-        let topics = Q::topics(&mut tx).await?;
-        tx.commit().await?;
-        Ok(topics)
-    }
-
-    async fn create_partitions(&self, name: &str, total: i32) -> Result<Topic> {
-        let mut tx = self.write().await?;
-        let topic = Q::create_partitions(&mut tx, name, total).await?;
-        tx.commit().await?;
-        Ok(topic)
-    }
-}
-
-#[async_trait]
-impl LeaseStore for SqliteStore {
-    async fn acquire_lease(
-        &self,
-        agent: AgentId,
-        id: PartitionId,
-        ttl: Duration,
-    ) -> Result<Option<Lease>> {
-        let mut tx = self.write().await?;
-        let lease =
-            Q::acquire_lease(&mut tx, agent, id, self.clock.now_ms(), duration_ms(ttl)).await?;
-        tx.commit().await?;
-        Ok(lease)
-    }
-
-    /// Partition and group leases, one statement each, in one transaction (one fsync, not two).
-    async fn renew_leases(&self, agent: AgentId, ttl: Duration) -> Result<u64> {
-        let mut tx = self.write().await?;
-        let (now_ms, ttl_ms) = (self.clock.now_ms(), duration_ms(ttl));
-        let partitions = Q::renew_leases(&mut tx, agent, now_ms, ttl_ms).await?;
-        let groups = Q::renew_group_leases(&mut tx, agent, now_ms, ttl_ms).await?;
-        tx.commit().await?;
-        Ok(partitions + groups)
-    }
-
-    async fn release_leases(&self, agent: AgentId) -> Result<()> {
-        let mut tx = self.write().await?;
-        Q::release_leases(&mut tx, agent).await?;
-        Q::release_group_leases(&mut tx, agent).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn release_lease(&self, agent: AgentId, id: PartitionId) -> Result<()> {
-        Q::release_lease(&mut *self.conn().await?, agent, id).await
-    }
-
-    async fn all_partition_states(&self) -> Result<Vec<PartitionState>> {
-        Q::all_partition_states(&mut *self.conn().await?, self.clock.now_ms()).await
-    }
-
-    async fn partition_states(&self, topic_id: Uuid) -> Result<Vec<PartitionState>> {
-        Q::partition_states(&mut *self.conn().await?, topic_id, self.clock.now_ms()).await
-    }
-
-    async fn partition_state(&self, id: PartitionId) -> Result<Option<PartitionState>> {
-        Q::partition_state(&mut *self.conn().await?, id, self.clock.now_ms()).await
-    }
-
-    async fn epoch_history(&self, id: PartitionId) -> Result<Vec<(i32, i64)>> {
-        Q::epoch_history(&mut *self.conn().await?, id).await
-    }
-}
-
-#[async_trait]
-impl SegmentStore for SqliteStore {
-    async fn commit_flush(
-        &self,
-        agent: AgentId,
-        commits: &[PartitionCommit],
-    ) -> Result<Vec<CommitOutcome>> {
-        let mut tx = self.write().await?;
-        // Read the clock once the write lock is held, so time spent queueing for it counts.
-        let outcomes = Q::commit_flush(&mut tx, agent, commits, self.clock.now_ms()).await?;
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-
-    async fn segments(
-        &self,
-        id: PartitionId,
-        from_offset: i64,
-        limit: u32,
-    ) -> Result<Vec<SegmentRef>> {
-        Q::segments(&mut *self.conn().await?, id, from_offset, limit).await
-    }
-
-    async fn segment_for_timestamp(
-        &self,
-        id: PartitionId,
-        timestamp: i64,
-    ) -> Result<Option<SegmentRef>> {
-        Q::segment_for_timestamp(&mut *self.conn().await?, id, timestamp).await
-    }
-
-    async fn segment_with_max_timestamp(&self, id: PartitionId) -> Result<Option<SegmentRef>> {
-        Q::segment_with_max_timestamp(&mut *self.conn().await?, id).await
-    }
-}
-
-#[async_trait]
-impl ProducerStore for SqliteStore {
-    async fn allocate_producer_id(&self) -> Result<i64> {
-        Q::allocate_producer_id(&mut *self.conn().await?).await
-    }
-
-    async fn producer_states(&self, id: PartitionId) -> Result<Vec<ProducerState>> {
-        Q::producer_states(&mut *self.conn().await?, id).await
-    }
-}
-
-#[async_trait]
-impl ClusterStore for SqliteStore {
-    async fn cluster_id(&self) -> Result<String> {
-        Q::cluster_id(&mut *self.conn().await?).await
-    }
-}
-
-#[async_trait]
-impl GroupStore for SqliteStore {
-    async fn acquire_group_lease(
-        &self,
-        agent: AgentId,
-        group: &str,
-        ttl: Duration,
-    ) -> Result<Option<i32>> {
-        let mut tx = self.write().await?;
-        let epoch =
-            Q::acquire_group_lease(&mut tx, agent, group, self.clock.now_ms(), duration_ms(ttl))
-                .await?;
-        tx.commit().await?;
-        Ok(epoch)
-    }
-
-    async fn group_coordinator(&self, group: &str) -> Result<Option<AgentId>> {
-        Q::group_coordinator(&mut *self.conn().await?, group, self.clock.now_ms()).await
-    }
-
-    async fn save_group(&self, agent: AgentId, epoch: i32, state: &GroupState) -> Result<()> {
-        let mut tx = self.write().await?;
-        Q::save_group(&mut tx, agent, epoch, state, self.clock.now_ms()).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn load_group(&self, group: &str) -> Result<Option<GroupState>> {
-        let mut tx = self.read().await?;
-        let state = Q::load_group(&mut tx, group).await?;
-        tx.commit().await?;
-        Ok(state)
-    }
-
-    async fn list_groups(&self) -> Result<Vec<GroupState>> {
-        let mut tx = self.read().await?;
-        let groups = Q::list_groups(&mut tx).await?;
-        tx.commit().await?;
-        Ok(groups)
-    }
-
-    async fn delete_group(&self, agent: AgentId, epoch: i32, group: &str) -> Result<()> {
-        let mut tx = self.write().await?;
-        Q::delete_group(&mut tx, agent, epoch, group, self.clock.now_ms()).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn commit_offsets(
-        &self,
-        agent: AgentId,
-        epoch: i32,
-        group: &str,
-        offsets: &[CommittedOffset],
-    ) -> Result<()> {
-        let mut tx = self.write().await?;
-        Q::commit_offsets(&mut tx, agent, epoch, group, offsets, self.clock.now_ms()).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn fetch_offsets(&self, group: &str) -> Result<Vec<CommittedOffset>> {
-        Q::fetch_offsets(&mut *self.conn().await?, group).await
-    }
-
-    async fn delete_offsets(
-        &self,
-        agent: AgentId,
-        epoch: i32,
-        group: &str,
-        partitions: &[(String, i32)],
-    ) -> Result<()> {
-        let mut tx = self.write().await?;
-        Q::delete_offsets(
-            &mut tx,
-            agent,
-            epoch,
-            group,
-            partitions,
-            self.clock.now_ms(),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn expire_offsets(&self, cutoff_ms: i64) -> Result<u64> {
-        Q::expire_offsets(&mut *self.conn().await?, cutoff_ms).await
-    }
-}
-
-#[async_trait]
-impl AgentStore for SqliteStore {
-    async fn register_agent(&self, agent: &AgentInfo, ttl: Duration) -> Result<()> {
-        Q::register_agent(
-            &mut *self.conn().await?,
-            agent,
-            self.clock.now_ms(),
-            duration_ms(ttl),
-        )
-        .await
-    }
-
-    async fn deregister_agent(&self, id: AgentId) -> Result<()> {
-        Q::deregister_agent(&mut *self.conn().await?, id).await
-    }
-
-    async fn live_agents(&self) -> Result<Vec<AgentInfo>> {
-        Q::live_agents(&mut *self.conn().await?, self.clock.now_ms()).await
-    }
-
-    async fn referenced_objects(&self) -> Result<Vec<String>> {
-        Q::referenced_objects(&mut *self.conn().await?).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,7 +127,7 @@ mod tests {
     async fn connections_use_wal_full_sync_and_foreign_keys() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("m.db")).await.unwrap();
-        let mut conn = store.pool.acquire().await.unwrap();
+        let mut conn = store.conn().await.unwrap();
         let text = |sql: &'static str| sqlx::query_scalar::<_, String>(sql);
         let int = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
         assert_eq!(

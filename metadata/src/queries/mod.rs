@@ -2,12 +2,13 @@
 //!
 //! Every statement uses `$N` placeholders (sqlx's SQLite driver reads `$N` as "parameter N", as
 //! PostgreSQL does) and only syntax both dialects accept: `ON CONFLICT ... DO UPDATE`, `RETURNING`.
-//! Functions take a `&mut DB::Connection`; the backend owns the pool and decides the transaction
-//! around them (SQLite begins writes with `BEGIN IMMEDIATE`), so the invariants (fencing, dense
+//! Functions take a `&mut DB::Connection`; `store` decides the transaction around them, begun the
+//! backend's way (SQLite begins writes with `BEGIN IMMEDIATE`), so the invariants (fencing, dense
 //! offsets, epoch bumps) live here once for every backend.
 //!
 //! Rust cannot name the needed sqlx bounds once as a trait alias (where-clauses on a trait are not
-//! implied at use sites), so each file's `impl` repeats the same short where-clause.
+//! implied at use sites), so each file's `impl` repeats the same short where-clause (and `store`'s
+//! `for_every_backend!` their union).
 //!
 //! - `topics`: topics, their configs and partition rows.
 //! - `leases`: lease acquisition, renewal, release (all or one), partition state and the epoch history.

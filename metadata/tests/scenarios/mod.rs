@@ -1,5 +1,6 @@
 //! Backend-independent scenarios: each takes a fresh, empty store and the clock it reads, so the same
-//! functions run against SQLite today (`tests/sqlite.rs`) and PostgreSQL later.
+//! functions run against SQLite (`tests/sqlite.rs`) and PostgreSQL (`tests/postgres.rs`), each
+//! runner expanding [`scenario_tests!`] into one test a scenario.
 
 #![allow(dead_code)] // each backend's runner may use a subset
 
@@ -19,6 +20,53 @@ use uuid::Uuid;
 
 pub const TTL: Duration = Duration::from_secs(10);
 pub const START_MS: i64 = 1_700_000_000_000;
+
+/// One `#[tokio::test]` a scenario, each handing the scenario to `$run`, the runner's
+/// `async fn(impl AsyncFnOnce(&dyn MetadataStore, &ManualClock))` that gives it a fresh store (or
+/// skips it). A new scenario goes in this list, and so runs on every backend.
+macro_rules! scenario_tests {
+    (@each $run:path: $($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            $run($crate::scenarios::$name).await;
+        }
+    )*};
+    ($run:path) => {
+        $crate::scenarios::scenario_tests!(@each $run:
+            topic_lifecycle,
+            grow_partitions,
+            delete_topic_removes_partition_data,
+            lease_acquire_bumps_epoch_and_excludes_others,
+            concurrent_acquire_has_one_winner,
+            renew_and_release,
+            fenced_commit_leaves_no_trace_while_others_commit,
+            expired_lease_is_fenced,
+            density_check,
+            malformed_commit_writes_nothing,
+            producer_state_round_trip,
+            producer_ids_are_unique,
+            epoch_history_records_start_offsets,
+            segment_ranges,
+            timestamp_lookups,
+            cluster_id_is_kafka_shaped,
+            group_lease_bumps_epoch_and_expires,
+            concurrent_group_acquire_has_one_winner,
+            fenced_group_writes_after_takeover,
+            offsets_round_trip,
+            save_and_load_group,
+            list_groups_includes_offset_only_groups,
+            delete_group_removes_state_and_offsets,
+            expire_offsets_only_in_memberless_groups,
+            renew_and_release_cover_group_leases,
+            agent_registration_and_expiry,
+            live_agents_are_ordered_by_id,
+            referenced_objects_follow_the_segment_index,
+            release_lease_gives_up_one_partition,
+            all_partition_states_cover_every_topic,
+        );
+    };
+}
+pub(crate) use scenario_tests;
 
 pub async fn create(store: &dyn MetadataStore, name: &str, partitions: i32) -> Topic {
     let topic = NewTopic {
