@@ -73,6 +73,7 @@ impl PostgresStore {
 impl Backend for Postgres {
     /// sqlx holds an advisory lock while migrating: concurrent first opens migrate once.
     const MIGRATOR: &'static Migrator = &MIGRATOR;
+    const ROW_LOCKS: bool = true;
 
     /// READ COMMITTED: see the module docs for why that is enough.
     async fn write(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {

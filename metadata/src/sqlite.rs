@@ -58,6 +58,7 @@ impl SqliteStore {
 
 impl Backend for Sqlite {
     const MIGRATOR: &'static Migrator = &MIGRATOR;
+    const ROW_LOCKS: bool = false;
 
     /// `BEGIN IMMEDIATE`: the write lock up front (see the module docs).
     async fn write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {

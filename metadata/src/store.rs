@@ -34,6 +34,10 @@ pub trait Backend: Database<Connection: Migrate> {
     /// The backend's migrations, run by [`SqlStore::new`].
     const MIGRATOR: &'static Migrator;
 
+    /// Whether writes lock rows (PostgreSQL), so statements that update many rows must take their
+    /// locks in a fixed order to avoid deadlocks; SQLite locks the whole database instead.
+    const ROW_LOCKS: bool;
+
     /// Begins the transaction of a write of more than one statement.
     fn write(pool: &Pool<Self>) -> impl Future<Output = Result<Transaction<'static, Self>>> + Send;
 
@@ -241,7 +245,7 @@ for_every_backend! {
         async fn renew_leases(&self, agent: AgentId, ttl: Duration) -> Result<u64> {
             self.standalone_writes(async |conn| {
                 let (now_ms, ttl_ms) = (self.clock.now_ms(), duration_ms(ttl));
-                let partitions = Q::<DB>::renew_leases(conn, agent, now_ms, ttl_ms).await?;
+                let partitions = Q::<DB>::renew_leases(conn, agent, now_ms, ttl_ms, DB::ROW_LOCKS).await?;
                 let groups = Q::<DB>::renew_group_leases(conn, agent, now_ms, ttl_ms).await?;
                 Ok(partitions + groups)
             })

@@ -51,6 +51,8 @@ pub struct Joined {
     pub member_id: String,
     /// (member id, instance id, metadata): for the leader only.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// A static leader rejoining a stable group keeps the current assignment (KIP-814).
+    pub skip_assignment: bool,
 }
 
 impl Joined {
@@ -301,7 +303,8 @@ impl Group {
             let _ = w.send(Synced::error(ResponseError::FencedInstanceId));
         }
         member.id = new_id.clone();
-        let unchanged = member.protocols == req.protocols;
+        // Only a change of the group's protocol matters, not new metadata (Kafka's selectProtocol check).
+        let unchanged = self.protocol.as_ref().is_some_and(|p| req.protocols.iter().any(|(n, _)| n == p));
         self.members.insert(new_id.clone(), member);
         if self.leader.as_deref() == Some(old) {
             self.leader = Some(new_id.clone());
@@ -309,9 +312,9 @@ impl Group {
         self.dirty = true;
         let (tx, rx) = oneshot::channel();
         self.upsert_member(&new_id, req, now, Some(tx));
-        let is_leader = self.leader.as_deref() == Some(new_id.as_str());
-        if self.state == State::Stable && unchanged && !is_leader {
-            let joined = self.joined_for(&new_id);
+        if self.state == State::Stable && unchanged {
+            let mut joined = self.joined_for(&new_id);
+            joined.skip_assignment = self.leader.as_deref() == Some(new_id.as_str());
             if let Some(m) = self.members.get_mut(&new_id) {
                 m.join_waiter = None;
             }
@@ -373,6 +376,7 @@ impl Group {
             leader,
             member_id: member_id.to_string(),
             members,
+            skip_assignment: false,
         }
     }
 
@@ -451,11 +455,14 @@ impl Group {
         votes.into_iter().max_by_key(|(_, v)| *v).map(|(n, _)| n.to_string())
     }
 
+    /// `protocol` is the (type, name) a v5+ client states, checked after member and generation as
+    /// Kafka's validateSyncGroup does.
     pub fn sync(
         &mut self,
         member_id: &str,
         instance: Option<&str>,
         generation: i32,
+        protocol: (Option<&str>, Option<&str>),
         assignments: Vec<(String, Bytes)>,
         now: Instant,
     ) -> Reply<Synced> {
@@ -465,10 +472,13 @@ impl Group {
         if let Err(e) = self.check_instance(member_id, instance) {
             return Reply::Now(Synced::error(e));
         }
+        let wrong_type = protocol.0.is_some_and(|t| Some(t) != self.protocol_type.as_deref());
+        let wrong_name = protocol.1.is_some_and(|n| Some(n) != self.protocol.as_deref());
         match self.state {
             State::Empty => Reply::Now(Synced::error(ResponseError::UnknownMemberId)),
-            State::PreparingRebalance => Reply::Now(Synced::error(ResponseError::RebalanceInProgress)),
             _ if generation != self.generation => Reply::Now(Synced::error(ResponseError::IllegalGeneration)),
+            _ if wrong_type || wrong_name => Reply::Now(Synced::error(ResponseError::InconsistentGroupProtocol)),
+            State::PreparingRebalance => Reply::Now(Synced::error(ResponseError::RebalanceInProgress)),
             State::Stable => Reply::Now(self.synced_for(member_id)),
             State::CompletingRebalance => {
                 let (tx, rx) = oneshot::channel();
@@ -592,10 +602,30 @@ impl Group {
             return Err(ResponseError::UnknownMemberId);
         }
         self.check_instance(member_id, instance)?;
+        // A current member may commit while the group prepares a rebalance: that is when consumers
+        // commit what they processed before rejoining (Kafka's validateOffsetCommit).
         match self.state {
-            State::PreparingRebalance | State::CompletingRebalance => Err(ResponseError::RebalanceInProgress),
             _ if generation != self.generation => Err(ResponseError::IllegalGeneration),
+            State::CompletingRebalance => Err(ResponseError::RebalanceInProgress),
             _ => Ok(()),
+        }
+    }
+
+    /// Whether the group is more than a name: members, a generation, or a protocol.
+    pub fn exists(&self) -> bool {
+        self.generation > 0 || !self.members.is_empty() || self.protocol_type.is_some()
+    }
+
+    /// Answers every parked JoinGroup and SyncGroup with NOT_COORDINATOR (this agent is giving the
+    /// group up), so clients go to the next coordinator at once.
+    pub fn abandon(&mut self) {
+        for m in self.members.values_mut() {
+            if let Some(w) = m.join_waiter.take() {
+                let _ = w.send(Joined::error(ResponseError::NotCoordinator, &m.id));
+            }
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(Synced::error(ResponseError::NotCoordinator));
+            }
         }
     }
 }

@@ -42,8 +42,8 @@ fn stable_pair(t: Instant) -> (Group, String, String) {
     assert_eq!(ja.leader, "a");
     assert_eq!(ja.members.len(), 2, "the leader sees every member");
     assert!(jb.members.is_empty(), "followers do not");
-    let mut follower = later(g.sync("b", None, 1, vec![], t));
-    let leader = later(g.sync("a", None, 1, vec![("a".into(), Bytes::from_static(b"A")), ("b".into(), Bytes::from_static(b"B"))], t));
+    let mut follower = later(g.sync("b", None, 1, (None, None), vec![], t));
+    let leader = later(g.sync("a", None, 1, (None, None), vec![("a".into(), Bytes::from_static(b"A")), ("b".into(), Bytes::from_static(b"B"))], t));
     assert_eq!(g.state, State::Stable);
     assert_eq!(follower.try_recv().map(|s| s.assignment).ok(), Some(Bytes::from_static(b"B")));
     drop(leader);
@@ -81,7 +81,8 @@ fn heartbeats_report_rebalances_and_generations() {
     // The leader rejoining starts a rebalance the follower learns of by heartbeat.
     let _wait = later(g.join(join_req(&a, None, b"m1"), || unreachable!(), t));
     assert_eq!(g.heartbeat(&b, None, 1, t), Err(ResponseError::RebalanceInProgress));
-    assert_eq!(g.check_commit(&b, None, 1), Err(ResponseError::RebalanceInProgress));
+    assert_eq!(g.check_commit(&b, None, 1), Ok(()), "members commit their progress before rejoining");
+    assert_eq!(g.check_commit(&b, None, 0), Err(ResponseError::IllegalGeneration));
 }
 
 #[test]
@@ -106,14 +107,14 @@ fn static_member_restart_keeps_its_assignment_without_rebalance() {
     let second = g.join(join_req("", Some("i2"), b"m"), &mut next, t);
     g.tick(t + Duration::from_millis(20));
     now_joined(second);
-    let _ = g.sync("s2", Some("i2"), 1, vec![], t);
-    let _ = g.sync("s1", Some("i1"), 1, vec![("s1".into(), Bytes::from_static(b"A")), ("s2".into(), Bytes::from_static(b"B"))], t);
+    let _ = g.sync("s2", Some("i2"), 1, (None, None), vec![], t);
+    let _ = g.sync("s1", Some("i1"), 1, (None, None), vec![("s1".into(), Bytes::from_static(b"A")), ("s2".into(), Bytes::from_static(b"B"))], t);
     assert_eq!(g.state, State::Stable);
     let back = now_joined(g.join(join_req("", Some("i2"), b"m"), &mut next, t));
     assert_eq!((back.error, back.generation, back.member_id.as_str()), (None, 1, "s1-again"));
     assert_eq!(g.state, State::Stable, "no rebalance");
     assert_eq!(g.heartbeat("s2", Some("i2"), 1, t), Err(ResponseError::UnknownMemberId), "old id is gone");
-    match g.sync("s1-again", Some("i2"), 1, vec![], t) {
+    match g.sync("s1-again", Some("i2"), 1, (None, None), vec![], t) {
         Reply::Now(s) => assert_eq!(s.assignment, Bytes::from_static(b"B")),
         Reply::Later(_) => panic!("stable group answers at once"),
     }
@@ -158,4 +159,46 @@ fn restore_resumes_stable() {
     let mut again = Group::restore(g.saved(), Duration::ZERO, t);
     assert_eq!(again.state, State::Stable);
     assert_eq!(again.heartbeat(&b, None, 1, t), Ok(()));
+}
+
+#[test]
+fn static_leader_restart_skips_assignment_without_rebalance() {
+    let t = Instant::now();
+    let mut g = Group::new("g", Duration::from_millis(10));
+    let mut ids = ["s1", "s2", "s1-again"].into_iter();
+    let mut next = || ids.next().unwrap_or("z").to_string();
+    let _a = later(g.join(join_req("", Some("i1"), b"m"), &mut next, t));
+    let second = g.join(join_req("", Some("i2"), b"m"), &mut next, t);
+    g.tick(t + Duration::from_millis(20));
+    now_joined(second);
+    let _ = g.sync("s2", Some("i2"), 1, (None, None), vec![], t);
+    let _ = g.sync("s1", Some("i1"), 1, (None, None), vec![("s1".into(), Bytes::from_static(b"A")), ("s2".into(), Bytes::from_static(b"B"))], t);
+    // The leader comes back with new metadata for the same protocol.
+    let back = now_joined(g.join(join_req("", Some("i1"), b"owned-partitions-changed"), &mut next, t));
+    assert_eq!((back.error, back.generation, back.leader.as_str()), (None, 1, "s1-again"));
+    assert!(back.skip_assignment, "the leader keeps the current assignment");
+    assert_eq!(g.state, State::Stable, "no rebalance");
+}
+
+#[test]
+fn sync_checks_member_before_protocol() {
+    let t = Instant::now();
+    let (mut g, _, b) = stable_pair(t);
+    match g.sync("stranger", None, 1, (Some("consumer"), Some("other")), vec![], t) {
+        Reply::Now(s) => assert_eq!(s.error, Some(ResponseError::UnknownMemberId)),
+        Reply::Later(_) => panic!("answered at once"),
+    }
+    match g.sync(&b, None, 1, (Some("consumer"), Some("other")), vec![], t) {
+        Reply::Now(s) => assert_eq!(s.error, Some(ResponseError::InconsistentGroupProtocol)),
+        Reply::Later(_) => panic!("answered at once"),
+    }
+}
+
+#[test]
+fn abandoning_answers_parked_joins() {
+    let t = Instant::now();
+    let mut g = Group::new("g", Duration::from_secs(10));
+    let mut rx = later(g.join(join_req("", None, b"m"), || "a".into(), t));
+    g.abandon();
+    assert_eq!(rx.try_recv().ok().and_then(|j| j.error), Some(ResponseError::NotCoordinator));
 }

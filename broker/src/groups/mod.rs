@@ -25,6 +25,9 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 #[derive(Default)]
 pub struct Coordinator {
     groups: DashMap<String, Arc<GroupHandle>>,
+    /// One loader per group id: concurrent first requests share one lease acquisition, since each
+    /// acquisition bumps the coordinator epoch and would fence the others.
+    loading: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// A group this agent coordinates, under the coordinator epoch its writes are fenced with.
@@ -67,6 +70,17 @@ pub async fn group(ctx: &AgentContext, id: &str) -> Result<Arc<GroupHandle>, Res
     if let Some(g) = ctx.groups.loaded_group(id) {
         return Ok(g);
     }
+    let loader = Arc::clone(ctx.groups.loading.entry(id.to_string()).or_default().value());
+    let _single_flight = loader.lock().await;
+    if let Some(g) = ctx.groups.loaded_group(id) {
+        return Ok(g);
+    }
+    let loaded = load(ctx, id).await;
+    ctx.groups.loading.remove(id);
+    loaded
+}
+
+async fn load(ctx: &AgentContext, id: &str) -> Result<Arc<GroupHandle>, ResponseError> {
     let unavailable = |e: streamhouse_metadata::MetadataError| {
         warn!(group = id, error = %e, "cannot load group");
         ResponseError::CoordinatorNotAvailable
@@ -84,7 +98,8 @@ pub async fn group(ctx: &AgentContext, id: &str) -> Result<Arc<GroupHandle>, Res
     };
     info!(group = id, epoch, generation = group.generation, "coordinating group");
     let handle = Arc::new(GroupHandle { epoch, state: Mutex::new(group), saving: tokio::sync::Mutex::new(()) });
-    Ok(Arc::clone(ctx.groups.groups.entry(id.to_string()).or_insert(handle).value()))
+    ctx.groups.groups.insert(id.to_string(), Arc::clone(&handle));
+    Ok(handle)
 }
 
 /// Saves the group if its durable state changed. A fenced save means another agent coordinates
@@ -131,8 +146,10 @@ pub async fn run(ctx: AgentContext) {
             expire_offsets(&ctx).await;
         }
     }
-    // Save what changed last so a restart resumes from it.
+    // Parked joins and syncs learn at once that this coordinator is going; then save what changed
+    // last so the next coordinator resumes from it.
     for handle in ctx.groups.loaded() {
+        handle.with(Group::abandon);
         let _ = save(&ctx, &handle).await;
     }
 }

@@ -1,8 +1,9 @@
 //! DescribeGroups: v0-5.
 //!
 //! State, protocol type and chosen protocol, and every member with its client id and host, its
-//! metadata for the chosen protocol and its assignment. A group that does not exist is reported in
-//! state "Dead" with no error, as Kafka does before v6. Skipped: authorized operations (unknown).
+//! metadata for the chosen protocol and its assignment. A group that does not exist (no members, no
+//! generation, no committed offsets) is reported in state "Dead" with no error, as Kafka does
+//! before v6. Skipped: authorized operations (unknown).
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader};
@@ -16,7 +17,10 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: DescribeGro
     let mut out = Vec::with_capacity(req.groups.len());
     for id in &req.groups {
         let described = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(i32::MIN);
-        let known = ctx.metadata.load_group(id.0.as_str()).await?.is_some() || ctx.groups.loaded_group(id.0.as_str()).is_some();
+        let known = match ctx.groups.loaded_group(id.0.as_str()) {
+            Some(h) => h.with(|g| g.exists()),
+            None => ctx.metadata.load_group(id.0.as_str()).await?.is_some(),
+        } || !ctx.metadata.fetch_offsets(id.0.as_str()).await?.is_empty();
         if !known {
             out.push(described.with_group_state(StrBytes::from_static_str("Dead")));
             continue;

@@ -5,7 +5,7 @@
 //! joining without an id first get MEMBER_ID_REQUIRED with one (KIP-394); static members
 //! (group.instance.id, KIP-345) take their old place back without a rebalance when nothing
 //! changed. The broker never looks inside protocol metadata: the assignor runs in the client.
-//! Skipped: skip_assignment (KIP-814) is always false.
+//! A static leader that rejoins a stable group gets skip_assignment (v9, KIP-814).
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,7 @@ fn respond(j: Joined, version: i16) -> JoinGroupResponse {
         })
         .collect();
     let r = JoinGroupResponse::default()
+        .with_skip_assignment(version >= 9 && j.skip_assignment)
         .with_error_code(j.error.map_or(0, |e| e.code()))
         .with_generation_id(j.generation)
         .with_protocol_name(Some(StrBytes::from_string(j.protocol.unwrap_or_default())))

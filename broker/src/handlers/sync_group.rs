@@ -21,18 +21,10 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: SyncGroupRe
     let synced = match groups::group(ctx, req.group_id.0.as_str()).await {
         Err(e) => Synced { error: Some(e), ..Default::default() },
         Ok(handle) => {
-            let mismatch = handle.with(|g| {
-                let wrong_type = req.protocol_type.as_ref().is_some_and(|t| Some(t.as_str()) != g.protocol_type.as_deref());
-                let wrong_name = req.protocol_name.as_ref().is_some_and(|n| Some(n.as_str()) != g.protocol.as_deref());
-                wrong_type || wrong_name
-            });
-            let reply = if mismatch {
-                Reply::Now(Synced { error: Some(ResponseError::InconsistentGroupProtocol), ..Default::default() })
-            } else {
-                let assignments = req.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();
-                let instance = req.group_instance_id.as_ref().map(|i| i.as_str());
-                handle.with(|g| g.sync(req.member_id.as_str(), instance, req.generation_id, assignments, Instant::now()))
-            };
+            let assignments = req.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();
+            let instance = req.group_instance_id.as_ref().map(|i| i.as_str());
+            let protocol = (req.protocol_type.as_ref().map(|t| t.as_str()), req.protocol_name.as_ref().map(|n| n.as_str()));
+            let reply = handle.with(|g| g.sync(req.member_id.as_str(), instance, req.generation_id, protocol, assignments, Instant::now()));
             let synced = match reply {
                 Reply::Now(s) => s,
                 Reply::Later(rx) => match tokio::time::timeout(WAIT, rx).await {

@@ -24,6 +24,11 @@ const INSERT_EPOCH: &str = "INSERT INTO leader_epochs (topic_id, partition_index
 /// Also renews a lease that lapsed but that nobody took: the epoch is unchanged, so the agent's
 /// commits stay valid, and had anyone taken it, `leader_agent` would no longer be this agent.
 const RENEW: &str = "UPDATE partitions SET lease_expires_at_ms = $2 WHERE leader_agent = $1 RETURNING partition_index";
+/// RENEW for backends with row locks: the rows are locked in (topic, partition) order, the order
+/// flush commits lock them in, so a renewal and a flush of the same agent cannot deadlock.
+const RENEW_IN_LOCK_ORDER: &str = "UPDATE partitions SET lease_expires_at_ms = $2 WHERE (topic_id, partition_index) IN \
+     (SELECT topic_id, partition_index FROM partitions WHERE leader_agent = $1 \
+     ORDER BY topic_id, partition_index FOR UPDATE) RETURNING partition_index";
 /// The epoch stays: the next acquisition bumps it, which fences anything still in flight.
 const RELEASE: &str =
     "UPDATE partitions SET leader_agent = NULL, lease_expires_at_ms = 0 WHERE leader_agent = $1";
@@ -111,8 +116,9 @@ where
         agent: AgentId,
         now_ms: i64,
         ttl_ms: i64,
+        row_locks: bool,
     ) -> Result<u64> {
-        let rows = sqlx::query(RENEW)
+        let rows = sqlx::query(if row_locks { RENEW_IN_LOCK_ORDER } else { RENEW })
             .bind(agent)
             .bind(now_ms.saturating_add(ttl_ms))
             .fetch_all(&mut *conn)

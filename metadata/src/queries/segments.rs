@@ -61,10 +61,14 @@ where
         for commit in commits {
             validate(commit)?;
         }
-        let mut outcomes = Vec::with_capacity(commits.len());
-        for commit in commits {
-            // In order: a second run of the same partition sees the high watermark the first set.
-            outcomes.push(Self::commit_partition(conn, agent, commit, now_ms).await?);
+        // Partition rows are locked in (topic, partition) order, the order lease renewals use, so the
+        // two cannot deadlock. The sort is stable: a second run of one partition still follows the
+        // first and sees the high watermark it set.
+        let mut order: Vec<usize> = (0..commits.len()).collect();
+        order.sort_by_key(|&i| (uuid_text(commits[i].id.topic_id), commits[i].id.partition));
+        let mut outcomes = vec![CommitOutcome::Fenced; commits.len()];
+        for i in order {
+            outcomes[i] = Self::commit_partition(conn, agent, &commits[i], now_ms).await?;
         }
         Ok(outcomes)
     }
