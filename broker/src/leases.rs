@@ -89,7 +89,7 @@ pub async fn round(ctx: &AgentContext, rounds: &mut Rounds) -> Result<()> {
             rounds.draining.push(led);
         }
     }
-    let names: HashMap<_, _> = topics.iter().map(|t| (t.id, t.name.as_str())).collect();
+    let by_id: HashMap<_, &Topic> = topics.iter().map(|t| (t.id, t)).collect();
     for s in &states {
         if s.leader == Some(ctx.agent_id) && !ctx.partitions.is_led(&s.id) && target.get(&s.id) != Some(&ctx.agent_id) {
             // Ours from an earlier run of this agent, but targeted elsewhere now: let it go.
@@ -103,10 +103,12 @@ pub async fn round(ctx: &AgentContext, rounds: &mut Rounds) -> Result<()> {
         }
         let orphaned = rounds.unowned.entry(s.id).or_default();
         *orphaned += 1;
-        if (target.get(&s.id) == Some(&ctx.agent_id) || *orphaned > ORPHAN_ROUNDS)
-            && let Some(name) = names.get(&s.id.topic_id)
-        {
-            acquire(ctx, name, s.id, ttl).await?;
+        let Some(topic) = by_id.get(&s.id.topic_id) else { continue };
+        // An orphan may be taken by any agent, but only of the topic's agent group.
+        let ours_to_take = target.get(&s.id) == Some(&ctx.agent_id)
+            || (*orphaned > ORPHAN_ROUNDS && agent_group_of(topic) == ctx.cluster.me.group);
+        if ours_to_take {
+            acquire(ctx, &topic.name, s.id, ttl).await?;
         }
     }
     Ok(())

@@ -574,17 +574,25 @@ impl Group {
     }
 
     /// Timers: expired sessions, the rebalance deadline, the initial delay, stale pending ids.
+    /// A session expires in every state, but not while its member waits in a JoinGroup or
+    /// SyncGroup (Kafka's shouldKeepAlive): a dead member must not hold a rebalance until the
+    /// rebalance timeout.
     pub fn tick(&mut self, now: Instant) {
         self.pending.retain(|_, expires| *expires > now);
-        if matches!(self.state, State::Stable | State::CompletingRebalance) {
-            let expired: Vec<String> =
-                self.members.values().filter(|m| now.duration_since(m.last_heartbeat) > m.session_timeout).map(|m| m.id.clone()).collect();
-            if !expired.is_empty() {
-                tracing::info!(group = self.id, members = ?expired, "session timeout: removing members");
-                for id in &expired {
-                    self.remove_member(id);
-                }
-                self.dirty = true;
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.join_waiter.is_none() && m.sync_waiter.is_none())
+            .filter(|m| now.duration_since(m.last_heartbeat) > m.session_timeout)
+            .map(|m| m.id.clone())
+            .collect();
+        if !expired.is_empty() {
+            tracing::info!(group = self.id, members = ?expired, "session timeout: removing members");
+            for id in &expired {
+                self.remove_member(id);
+            }
+            self.dirty = true;
+            if self.state != State::PreparingRebalance {
                 self.prepare_rebalance(now);
                 self.join_not_before = None;
             }

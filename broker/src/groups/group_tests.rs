@@ -133,6 +133,20 @@ fn last_member_leaving_empties_the_group() {
 }
 
 #[test]
+fn a_dead_member_does_not_hold_a_rebalance_past_its_session() {
+    let t = Instant::now();
+    let (mut g, a, b) = stable_pair(t);
+    // a rejoins (starting a rebalance, 10 s rebalance timeout); b is dead and never does.
+    let mut rx = later(g.join(join_req(&a, None, b"m1"), || unreachable!(), t));
+    g.tick(t + Duration::from_secs(5));
+    assert!(rx.try_recv().is_err(), "b's session (10 s) has not run out");
+    g.tick(t + Duration::from_millis(10_500));
+    assert!(!g.members.contains_key(&b));
+    let joined = rx.try_recv().expect("the join completes when b's session expires");
+    assert_eq!((joined.generation, joined.members.len()), (2, 1));
+}
+
+#[test]
 fn initial_delay_holds_a_new_group() {
     let t = Instant::now();
     let mut g = Group::new("g", Duration::from_millis(100));
