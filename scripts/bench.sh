@@ -663,4 +663,21 @@ done
 
 log "step 4/4: summary"
 print_table
+
+# Consumer groups (issue 3): subscribe-to-first-record, recovery after a graceful leave, 3-member
+# consume. Needs confluent-kafka: the venv scripts/test.sh builds (or BENCH_PYTHON).
+PY=${BENCH_PYTHON:-$REPO/compat-tests/.venv/bin/python}
+if [[ ${BENCH_GROUPS:-1} != 0 && " ${TARGETS[*]} " == *" streamhouse "* ]]; then
+    if [[ -x $PY ]] && "$PY" -c 'import confluent_kafka' 2>/dev/null; then
+        log "consumer groups: scripts/bench/groups.py"
+        if start_broker streamhouse; then
+            "$PY" "$REPO/scripts/bench/groups.py" --bootstrap "$BROKER_ADDR" || FAILED=1
+            stop_broker
+        else
+            FAILED=1
+        fi
+    else
+        log "consumer groups: skipped (no Python with confluent-kafka; run scripts/test.sh once, or set BENCH_PYTHON)"
+    fi
+fi
 exit "$FAILED"
