@@ -23,9 +23,18 @@ Environment (scripts/test.sh exports all of it):
   AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION   passed to the agents.
   STREAMHOUSE_BIN                 the agent binary (default <repo>/target/debug/streamhouse).
   STREAMHOUSE_LOG                 agent log filter (default info).
+  STREAMHOUSE_TEST_KEEP_DB=1      keep each cluster's database after the test (to inspect it).
 
 Metadata is read with a hand-made Metadata v7 request sent to ONE chosen agent (librdkafka's
-list_topics may ask any broker it knows), without auto-creation.
+list_topics may ask any broker it knows), without auto-creation; find_coordinator() likewise.
+
+Also here: ProducerLoad (an idempotent acks=all confluent-kafka producer in a thread, unique payloads,
+every delivery report timed: gaps, recovery after an event), read_back() + check_exactly_acked() (dense
+offsets, nothing lost, nothing duplicated, nothing unacknowledged), TcpProxy (put between an agent and
+S3 to hold its PUTs), psql()/xact_commit() for PostgreSQL.
+
+With COMPAT_BOOTSTRAP set (an external broker under test) the cluster tests skip: they start their own
+agents.
 """
 
 from __future__ import annotations
@@ -66,6 +75,8 @@ class ClusterError(AssertionError):
 # -- environment ------------------------------------------------------------------------------------
 def env_missing_reason() -> str | None:
     """Why the cluster tests cannot run here, or None."""
+    if os.environ.get("COMPAT_BOOTSTRAP"):
+        return "COMPAT_BOOTSTRAP is set: the multi-agent tests start their own agents"
     if not os.environ.get(PG_ENV):
         return (f"{PG_ENV} is not set: the multi-agent tests need PostgreSQL and an S3 API server "
                 f"(scripts/test.sh starts both and sets it)")
@@ -295,6 +306,14 @@ def metadata(bootstrap: str, topics: list[str] | None = None, timeout: float = 5
             tm.partitions[idx] = PartitionMd(perr, leader, epoch, replicas, isr)
         topics_md[name] = tm
     return Metadata(-1, brokers, controller, topics_md)
+
+
+def find_coordinator(bootstrap: str, group: str, timeout: float = 5.0) -> tuple[int, int]:
+    """FindCoordinator v0 for a consumer group: (error code, coordinator node id)."""
+    gb = group.encode()
+    r = _Reader(_exchange(bootstrap, 10, 0, struct.pack(">h", len(gb)) + gb, timeout))
+    err, node = r.i16(), r.i32()
+    return err, node
 
 
 # -- one agent ----------------------------------------------------------------------------------------
@@ -547,8 +566,8 @@ class Cluster:
                      allowed: set[int] | None = None, timeout: float = 30.0,
                      settle: float = 0.0) -> dict[int, int]:
         """Waits until the Metadata of every agent in `via` (default: the live ones) shows all
-        `partitions` of `topic` with a leader among `allowed` (default: the live agents), and they all
-        agree. With settle > 0 the same answer must hold for that long. Returns {partition: leader}."""
+        `partitions` of `topic` with a leader among `allowed` (default: the live agents) that the same
+        response lists as a broker, and they all agree. With settle > 0 the same answer must hold for that long. Returns {partition: leader}."""
         deadline = time.monotonic() + timeout
         last = None
         stable_since, stable_value = None, None
@@ -570,7 +589,10 @@ class Cluster:
                     last = (md.answered_by, t)
                     break
                 m = {p: pm.leader for p, pm in t.partitions.items()}
-                if any(pm.error != 0 or pm.leader not in ok_ids for pm in t.partitions.values()):
+                # a leader must be a live agent AND be described in the same response's broker list
+                # (clients cannot use a leader they have no address for)
+                if any(pm.error != 0 or pm.leader not in ok_ids or pm.leader not in md.brokers
+                       for pm in t.partitions.values()):
                     good = False
                     last = (md.answered_by, m)
                     break
@@ -597,7 +619,7 @@ class Cluster:
         return "\n".join(a.log_tail(lines) for a in self.agents.values())
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:  # for conftest's failure report hook
-        return self.log_tails(lines)
+        return self.log_tails(max(8, 3 * lines // max(1, len(self.agents))))
 
     def problems(self) -> list[str]:
         out = []
@@ -618,7 +640,7 @@ class Cluster:
             t.start()
         for t in threads:
             t.join()
-        if drop:
+        if drop and not os.environ.get("STREAMHOUSE_TEST_KEEP_DB"):
             try:
                 drop_database(self.pg_admin_url, self.db)
             except ClusterError:
@@ -684,7 +706,7 @@ class ProducerLoad:
             "linger.ms": 5,
             "message.timeout.ms": 60000,
             "socket.timeout.ms": 10000,
-            "error_cb": lambda e: self.client_errors.append(f"{e} fatal={e.fatal()}"),
+            "error_cb": lambda e: self.client_errors.append(f"{e.name()} {e.str()} fatal={e.fatal()}"),
         }
         base.update(conf)
         self.producer = Producer(base)
@@ -732,6 +754,7 @@ class ProducerLoad:
         left = self.producer.flush(flush_timeout)
         if left:
             raise ClusterError(f"{left} messages still undelivered {flush_timeout}s after stop")
+        self.producer = None  # closes its connections now rather than at garbage collection
 
     # results
     def acked(self) -> dict[str, tuple[int, int]]:
@@ -794,3 +817,74 @@ def check_exactly_acked(records: dict[int, list[tuple[int, bytes]]],
     if extra:
         problems.append(f"{len(extra)} records that were never acknowledged, e.g. {extra[:5]}")
     return problems
+
+
+# -- a TCP proxy that can hold traffic --------------------------------------------------------------
+class TcpProxy:
+    """Forwards 127.0.0.1:port to target (e.g. the S3 server). hold() makes it keep every client->server
+    byte that arrives from then on until release(): e.g. an agent's segment PUT, so the test can freeze
+    the agent between its lease check and its commit."""
+
+    def __init__(self, target: str):
+        u = urllib.parse.urlparse(target if "://" in target else "http://" + target)
+        self.target = (u.hostname, u.port or 80)
+        self.srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.port = self.srv.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._open = threading.Event()
+        self._open.set()
+        self.held: list[bytes] = []  # first bytes of every chunk that had to wait
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    def held_puts(self) -> int:
+        return sum(1 for h in self.held if h.startswith(b"PUT "))
+
+    def _accept(self):
+        while not self._closed:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                c.close()
+                continue
+            u.settimeout(None)
+            threading.Thread(target=self._pump, args=(c, u, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if upstream and not self._open.is_set():
+                    self.held.append(data[:64])
+                    self._open.wait()
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def close(self):
+        self._closed = True
+        self._open.set()
+        self.srv.close()
