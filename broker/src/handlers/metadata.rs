@@ -93,13 +93,20 @@ async fn describe(ctx: &AgentContext, topic: &Topic, version: i16) -> Result<Met
     let mut states = ctx.metadata.partition_states(topic.id).await?;
     states.sort_by_key(|s| s.id.partition);
     let group = agent_group_of(topic);
-    let group_agents: Vec<i32> = ctx.cluster.live().iter().filter(|a| a.group == group).map(|a| a.id).collect();
+    let mut live = ctx.cluster.live();
+    if states.iter().any(|s| s.leader.is_some_and(|l| !live.iter().any(|a| a.id == l))) {
+        // A leader newer than our view of the cluster (it joined since our last lease round):
+        // refresh, so every leader we name is also in the broker list clients connect through.
+        ctx.cluster.set_live(ctx.metadata.live_agents().await?);
+        live = ctx.cluster.live();
+    }
+    let group_agents: Vec<i32> = live.iter().filter(|a| a.group == group).map(|a| a.id).collect();
     let partitions = states
         .into_iter()
         .map(|s| {
             let epoch = if version >= 7 { s.leader_epoch } else { -1 };
             let p = MetadataResponsePartition::default().with_partition_index(s.id.partition).with_leader_epoch(epoch);
-            match s.leader {
+            match s.leader.filter(|l| live.iter().any(|a| a.id == *l)) {
                 Some(leader) => {
                     let mut replicas = vec![BrokerId(leader)];
                     replicas.extend(group_agents.iter().filter(|a| **a != leader).map(|a| BrokerId(*a)));
