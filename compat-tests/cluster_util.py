@@ -39,7 +39,6 @@ agents.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
@@ -52,6 +51,8 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from procs import broker_bin, die_with_parent, free_port, port_accepts
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
@@ -84,36 +85,10 @@ def env_missing_reason() -> str | None:
 
 
 def resolve_bin() -> Path:
-    raw = os.environ.get("STREAMHOUSE_BIN")
-    p = Path(raw) if raw else REPO_ROOT / "target" / "debug" / "streamhouse"
-    if not p.is_absolute():
-        p = p.resolve() if p.exists() else REPO_ROOT / raw
-    if not p.exists():
-        raise ClusterError(f"agent binary {p} not found (build it or set STREAMHOUSE_BIN)")
-    return p
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _die_with_parent():
-    """preexec_fn: SIGKILL the agent if the test process dies, so no agent outlives a run."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+        return broker_bin()
+    except FileNotFoundError as e:
+        raise ClusterError(str(e)) from None
 
 
 # -- PostgreSQL and S3 --------------------------------------------------------------------------------
@@ -373,7 +348,7 @@ class Agent:
             log.flush()
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT, cwd=self.workdir, env=env,
-                                         preexec_fn=_die_with_parent)
+                                         preexec_fn=die_with_parent)
         self.expected_exit = False
         self.paused = False
 

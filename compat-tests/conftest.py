@@ -14,17 +14,17 @@ Environment:
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from procs import broker_bin, die_with_parent, free_port, port_accepts
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
@@ -33,46 +33,11 @@ READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _die_with_parent():
-    """preexec_fn: SIGKILL the broker if the pytest process dies, so no broker outlives a run."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
-
-
 def resolve_broker_bin() -> Path:
-    raw = os.environ.get("STREAMHOUSE_BIN")
-    if raw:
-        p = Path(raw)
-        if not p.is_absolute():
-            # relative to the current directory first, then to the repo root
-            p = p.resolve() if p.exists() else (REPO_ROOT / raw)
-    else:
-        p = REPO_ROOT / "target" / "debug" / "streamhouse"
-    if not p.exists():
-        pytest.fail(
-            f"broker binary {p} not found: build it (cargo build --bin streamhouse), "
-            "set STREAMHOUSE_BIN, or point COMPAT_BOOTSTRAP at a running broker",
-            pytrace=False,
-        )
-    return p
+    try:
+        return broker_bin()
+    except FileNotFoundError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 class BrokerProcess:
@@ -87,7 +52,7 @@ class BrokerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "broker.log"
         self.host = "127.0.0.1"
-        self.port = _free_port()
+        self.port = free_port()
         self.bootstrap = f"{self.host}:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
@@ -124,7 +89,7 @@ class BrokerProcess:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 env=env,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self._expected_exit = False
         self._wait_ready()
@@ -137,7 +102,7 @@ class BrokerProcess:
                 pytest.fail(
                     f"broker exited with code {rc} during startup\n{self.log_tail()}", pytrace=False
                 )
-            if _port_accepts(self.host, self.port):
+            if port_accepts(self.host, self.port):
                 return
             time.sleep(0.05)
         self.proc.kill()
@@ -182,7 +147,7 @@ class BrokerProcess:
 
     def _wait_port_free(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _port_accepts(self.host, self.port, 0.2):
+        while time.monotonic() < deadline and port_accepts(self.host, self.port, 0.2):
             time.sleep(0.05)
 
     def alive(self) -> bool:
@@ -252,7 +217,7 @@ class ExternalBroker:
         self._skip()
 
     def alive(self) -> bool:
-        return _port_accepts(self.host, self.port, 2.0)
+        return port_accepts(self.host, self.port, 2.0)
 
     def assert_alive(self) -> None:
         assert self.alive(), f"external broker {self.bootstrap} no longer accepts connections"
