@@ -19,6 +19,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod faults;
 pub mod local;
 pub mod paths;
 pub mod retry;
