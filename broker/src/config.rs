@@ -56,6 +56,22 @@ pub struct Config {
     #[arg(long, env = "STREAMHOUSE_DEFAULT_PARTITIONS", default_value_t = 1)]
     pub default_partitions: i32,
 
+    /// Most partitions one topic may have (CreateTopics and CreatePartitions beyond it answer
+    /// INVALID_PARTITIONS).
+    #[arg(long, env = "STREAMHOUSE_MAX_PARTITIONS_PER_TOPIC", default_value_t = 10_000)]
+    pub max_partitions_per_topic: i32,
+
+    /// Most partitions in the whole cluster (creations beyond it answer POLICY_VIOLATION).
+    #[arg(long, env = "STREAMHOUSE_MAX_PARTITIONS", default_value_t = 100_000)]
+    pub max_partitions: i64,
+
+    /// How long a request may take before it is answered with a retriable error (REQUEST_TIMED_OUT,
+    /// or COORDINATOR_NOT_AVAILABLE for a group's APIs), unless the request carries its own bound
+    /// (Fetch's max_wait_ms, Produce's timeout_ms, JoinGroup's rebalance timeout). Keep it below the
+    /// clients' request timeouts (30 s in Java and kafkajs, 60 s in librdkafka).
+    #[arg(long, env = "STREAMHOUSE_REQUEST_DEADLINE_MS", default_value_t = 10_000)]
+    pub request_deadline_ms: u64,
+
     /// Largest request frame accepted; a bigger one closes the connection (socket.request.max.bytes).
     #[arg(long, env = "STREAMHOUSE_MAX_REQUEST_BYTES", default_value_t = streamhouse_protocol::frame::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
@@ -131,6 +147,10 @@ impl Config {
     pub fn flush_interval(&self) -> Duration {
         let local = self.object_store_url().starts_with("file://");
         Duration::from_millis(self.flush_interval_ms.unwrap_or(if local { 1 } else { 20 }))
+    }
+
+    pub fn request_deadline(&self) -> Duration {
+        Duration::from_millis(self.request_deadline_ms.max(1))
     }
 
     pub fn lease_ttl(&self) -> Duration {

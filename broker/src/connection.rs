@@ -6,7 +6,9 @@
 //! before any later request on the same connection is even decoded.
 //!
 //! A frame that cannot be parsed, an unknown API key or an unsupported version (other than of
-//! ApiVersions, which is answered so the client can retry lower) closes this connection only.
+//! ApiVersions, which is answered so the client can retry lower) closes this connection only. Every
+//! other failure, and every request that misses its deadline, is answered with a Kafka error code
+//! by the route glue (`handlers::fallback`), so each request in flight here ends within its bound.
 
 use bytes::Bytes;
 use futures::StreamExt;

@@ -15,6 +15,7 @@ use streamhouse_metadata::MetadataErrorKind;
 use tracing::{info, warn};
 
 use crate::context::AgentContext;
+use crate::error::BrokerError;
 use group::Group;
 
 /// How often timers (sessions, rebalance deadlines, initial delays) are checked.
@@ -114,12 +115,12 @@ pub async fn save(ctx: &AgentContext, handle: &Arc<GroupHandle>) -> Result<(), R
         Err(e) if e.kind() == MetadataErrorKind::Fenced => {
             warn!(group = state.group_id, "fenced: another agent coordinates this group now");
             ctx.groups.forget(&state.group_id);
-            Err(ResponseError::NotCoordinator)
+            Err(BrokerError::from(e).response_error())
         }
         Err(e) => {
             warn!(group = state.group_id, error = %e, "saving group state failed; will retry");
             handle.with(|g| g.dirty = true);
-            Err(ResponseError::CoordinatorNotAvailable)
+            Err(BrokerError::from(e).response_error())
         }
     }
 }

@@ -13,6 +13,7 @@ use streamhouse_protocol::request::encode_response;
 
 use super::ROUTES;
 use crate::context::AgentContext;
+use super::fallback::Fallback;
 use crate::error::Result;
 
 pub async fn handle(_: &AgentContext, _: &RequestHeader, _: ApiVersionsRequest) -> Result<ApiVersionsResponse> {
@@ -32,6 +33,15 @@ fn response() -> ApiVersionsResponse {
 pub fn unsupported_version(correlation_id: i32) -> std::result::Result<Bytes, ProtocolError> {
     let body = response().with_error_code(ResponseError::UnsupportedVersion.code());
     encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
+}
+
+
+impl Fallback for ApiVersionsRequest {
+    type Response = ApiVersionsResponse;
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<ApiVersionsResponse> {
+        Some(response().with_error_code(code.code()))
+    }
 }
 
 #[cfg(test)]

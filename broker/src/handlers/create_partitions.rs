@@ -1,6 +1,7 @@
 //! CreatePartitions: v0-3.
 //!
-//! Grows a topic to `count` partitions (INVALID_PARTITIONS if not more than now), validate_only
+//! Grows a topic to `count` partitions (INVALID_PARTITIONS if not more than now or more than
+//! --max-partitions-per-topic, POLICY_VIOLATION past the cluster's --max-partitions), validate_only
 //! checks without growing; the new partitions are leased at once.
 //! Skipped: manual assignments (INVALID_REPLICA_ASSIGNMENT).
 
@@ -13,6 +14,7 @@ use tracing::info;
 
 use crate::context::AgentContext;
 use crate::error::Result;
+use super::fallback::Fallback;
 use crate::leases;
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: CreatePartitionsRequest) -> Result<CreatePartitionsResponse> {
@@ -41,10 +43,20 @@ async fn grow(ctx: &AgentContext, t: &CreatePartitionsTopic, validate_only: bool
             format!("topic '{name}' has {} partitions; the new count must be greater", topic.partitions),
         ));
     }
+    super::topic_configs::check_partition_limits(ctx, t.count, t.count - topic.partitions).await?;
     if validate_only {
         return Ok(());
     }
     let grown = ctx.metadata.create_partitions(name, t.count).await.map_err(|e| refusal(e.into()))?;
     info!(topic = name, partitions = grown.partitions, "grew topic");
     leases::acquire_topic(ctx, &grown).await.map_err(refusal)
+}
+
+impl Fallback for CreatePartitionsRequest {
+    type Response = CreatePartitionsResponse;
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<CreatePartitionsResponse> {
+        let results = self.topics.iter().map(|t| CreatePartitionsTopicResult::default().with_name(t.name.clone()).with_error_code(code.code())).collect();
+        Some(CreatePartitionsResponse::default().with_results(results))
+    }
 }

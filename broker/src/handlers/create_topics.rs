@@ -1,7 +1,8 @@
 //! CreateTopics: v2-7.
 //!
 //! Validates the name (INVALID_TOPIC_EXCEPTION), the partition count (-1 means
-//! --default-partitions; INVALID_PARTITIONS below 1), the replication factor (-1 or any positive
+//! --default-partitions; INVALID_PARTITIONS below 1 or above --max-partitions-per-topic,
+//! POLICY_VIOLATION past the cluster's --max-partitions), the replication factor (-1 or any positive
 //! value: durability comes from the object store, not from replicas) and each config
 //! (INVALID_CONFIG). validate_only checks without creating. v5+ echoes the topic's configs with
 //! their sources. The new partitions are leased at once so producers need not wait.
@@ -14,12 +15,13 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
-use streamhouse_metadata::{MetadataErrorKind, NewTopic};
+use streamhouse_metadata::NewTopic;
 use tracing::info;
 
-use super::topic_configs::{SOURCE_DEFAULT, SOURCE_TOPIC, TOPIC_DEFAULTS, validate, validate_topic_name};
+use super::topic_configs::{check_partition_limits, SOURCE_DEFAULT, SOURCE_TOPIC, TOPIC_DEFAULTS, validate, validate_topic_name};
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
+use super::fallback::Fallback;
 use crate::leases;
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: CreateTopicsRequest) -> Result<CreateTopicsResponse> {
@@ -54,6 +56,7 @@ async fn create(ctx: &AgentContext, t: CreatableTopic, validate_only: bool) -> s
     if partitions < 1 {
         return Err((ResponseError::InvalidPartitions, format!("{partitions} partitions: a topic needs at least 1")));
     }
+    check_partition_limits(ctx, partitions, partitions).await?;
     if t.replication_factor == 0 || t.replication_factor < -1 {
         return Err((ResponseError::InvalidReplicationFactor, "replication factor must be -1 or positive".into()));
     }
@@ -85,10 +88,7 @@ async fn create(ctx: &AgentContext, t: CreatableTopic, validate_only: bool) -> s
 
 fn store_refusal(e: streamhouse_metadata::MetadataError) -> Refusal {
     let message = e.to_string();
-    match e.kind() {
-        MetadataErrorKind::Conflict => (ResponseError::TopicAlreadyExists, message),
-        _ => (BrokerError::from(e).response_error(), message),
-    }
+    (BrokerError::from(e).response_error(), message)
 }
 
 fn echo_configs(set: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
@@ -105,4 +105,20 @@ fn echo_configs(set: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
                 .with_config_source(source)
         })
         .collect()
+}
+
+impl Fallback for CreateTopicsRequest {
+    type Response = CreateTopicsResponse;
+
+    fn failed(&self, _: &AgentContext, version: i16, code: ResponseError) -> Option<CreateTopicsResponse> {
+        let topics = self
+            .topics
+            .iter()
+            .map(|t| {
+                let r = CreatableTopicResult::default().with_name(t.name.clone()).with_error_code(code.code());
+                if version >= 5 { r.with_num_partitions(-1).with_replication_factor(-1) } else { r }
+            })
+            .collect();
+        Some(CreateTopicsResponse::default().with_topics(topics))
+    }
 }

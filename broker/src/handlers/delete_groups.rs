@@ -7,7 +7,8 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, Reques
 use streamhouse_metadata::MetadataErrorKind;
 
 use crate::context::AgentContext;
-use crate::error::Result;
+use crate::error::{BrokerError, Result};
+use super::fallback::Fallback;
 use crate::groups;
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: DeleteGroupsRequest) -> Result<DeleteGroupsResponse> {
@@ -29,16 +30,20 @@ async fn delete(ctx: &AgentContext, id: &str) -> std::result::Result<(), Respons
             ctx.groups.forget(id);
             Ok(())
         }
-        Err(e) => match e.kind() {
-            MetadataErrorKind::NotFound => {
+        Err(e) => {
+            if matches!(e.kind(), MetadataErrorKind::NotFound | MetadataErrorKind::Fenced) {
                 ctx.groups.forget(id);
-                Err(ResponseError::GroupIdNotFound)
             }
-            MetadataErrorKind::Fenced => {
-                ctx.groups.forget(id);
-                Err(ResponseError::NotCoordinator)
-            }
-            _ => Err(ResponseError::CoordinatorNotAvailable),
-        },
+            Err(BrokerError::from(e).response_error())
+        }
+    }
+}
+
+impl Fallback for DeleteGroupsRequest {
+    type Response = DeleteGroupsResponse;
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<DeleteGroupsResponse> {
+        let results = self.groups_names.iter().map(|g| DeletableGroupResult::default().with_group_id(g.clone()).with_error_code(code.code())).collect();
+        Some(DeleteGroupsResponse::default().with_results(results))
     }
 }

@@ -8,11 +8,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use streamhouse_metadata::MetadataErrorKind;
 use tracing::info;
 use uuid::Uuid;
 
 use crate::context::AgentContext;
+use super::fallback::Fallback;
 use crate::error::{BrokerError, Result};
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: DeleteTopicsRequest) -> Result<DeleteTopicsResponse> {
@@ -50,7 +50,22 @@ async fn delete(ctx: &AgentContext, name: Option<String>, id: Uuid) -> Result<St
             info!(topic = name, "deleted topic");
             Ok(name)
         }
-        Err(e) if e.kind() == MetadataErrorKind::NotFound => Err(ResponseError::UnknownTopicOrPartition.into()),
         Err(e) => Err(BrokerError::from(e)),
+    }
+}
+
+impl Fallback for DeleteTopicsRequest {
+    type Response = DeleteTopicsResponse;
+
+    fn failed(&self, _: &AgentContext, version: i16, code: ResponseError) -> Option<DeleteTopicsResponse> {
+        let responses = if version >= 6 {
+            self.topics
+                .iter()
+                .map(|t| DeletableTopicResult::default().with_name(t.name.clone()).with_topic_id(t.topic_id).with_error_code(code.code()))
+                .collect()
+        } else {
+            self.topic_names.iter().map(|n| DeletableTopicResult::default().with_name(Some(n.clone())).with_error_code(code.code())).collect()
+        };
+        Some(DeleteTopicsResponse::default().with_responses(responses))
     }
 }

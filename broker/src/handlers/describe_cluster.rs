@@ -2,11 +2,13 @@
 //! agent answers for the cluster), and every live agent as a broker with its zone as rack.
 //! Skipped: authorized operations (reported as unknown).
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::context::AgentContext;
+use super::fallback::Fallback;
 use crate::error::Result;
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, _: DescribeClusterRequest) -> Result<DescribeClusterResponse> {
@@ -27,4 +29,12 @@ pub async fn handle(ctx: &AgentContext, _: &RequestHeader, _: DescribeClusterReq
         .with_controller_id(BrokerId(ctx.agent_id))
         .with_cluster_authorized_operations(i32::MIN)
         .with_brokers(brokers))
+}
+
+impl Fallback for DescribeClusterRequest {
+    type Response = DescribeClusterResponse;
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<DescribeClusterResponse> {
+        Some(DescribeClusterResponse::default().with_error_code(code.code()))
+    }
 }

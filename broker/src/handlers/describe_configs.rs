@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::topic_configs::{SOURCE_DEFAULT, SOURCE_TOPIC, TOPIC_DEFAULTS, TYPE_INT, TYPE_STRING};
 use crate::context::AgentContext;
+use super::fallback::Fallback;
 use crate::error::Result;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -95,4 +96,22 @@ fn describe(e: Entry, synonyms: bool, version: i16) -> DescribeConfigsResourceRe
         .with_read_only(e.source == SOURCE_STATIC_BROKER)
         .with_config_type(if version >= 3 { e.kind } else { 0 })
         .with_synonyms(synonyms)
+}
+
+impl Fallback for DescribeConfigsRequest {
+    type Response = DescribeConfigsResponse;
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<DescribeConfigsResponse> {
+        let results = self
+            .resources
+            .iter()
+            .map(|r| {
+                DescribeConfigsResult::default()
+                    .with_error_code(code.code())
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone())
+            })
+            .collect();
+        Some(DescribeConfigsResponse::default().with_results(results))
+    }
 }

@@ -5,12 +5,14 @@
 //! generation, no committed offsets) is reported in state "Dead" with no error, as Kafka does
 //! before v6. Skipped: authorized operations (unknown).
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::context::AgentContext;
 use crate::error::Result;
+use super::fallback::Fallback;
 use crate::groups;
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: DescribeGroupsRequest) -> Result<DescribeGroupsResponse> {
@@ -56,4 +58,13 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: DescribeGro
         }));
     }
     Ok(DescribeGroupsResponse::default().with_groups(out))
+}
+
+impl Fallback for DescribeGroupsRequest {
+    type Response = DescribeGroupsResponse;
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<DescribeGroupsResponse> {
+        let groups = self.groups.iter().map(|g| DescribedGroup::default().with_group_id(g.clone()).with_error_code(code.code())).collect();
+        Some(DescribeGroupsResponse::default().with_groups(groups))
+    }
 }

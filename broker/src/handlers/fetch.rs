@@ -24,20 +24,25 @@ use super::topic_configs::agent_group_of;
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
 use crate::partition::reader::{self, Source};
+use super::fallback::{Fallback, own_wait_plus_margin};
 use crate::partition::table::REMOTE_STATE_TTL;
 
 /// Caps a client's max_wait_ms so a bad value cannot park a request forever.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+/// How long a fetch may spend reading, at least, before it answers with what it has (it reads for
+/// up to max_wait_ms when that is longer).
+const MIN_READ_TIME: Duration = Duration::from_millis(500);
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: FetchRequest) -> Result<FetchResponse> {
     let version = header.request_api_version;
     let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = tokio::time::Instant::now() + wait;
+    let read_until = tokio::time::Instant::now() + wait.max(MIN_READ_TIME);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let mut commits = ctx.commits.subscribe();
     loop {
         commits.borrow_and_update();
-        let pass = read_all(ctx, &req, version).await?;
+        let pass = read_all(ctx, &req, version, read_until).await?;
         let waited_enough = tokio::time::Instant::now() >= deadline || ctx.shutdown.is_cancelled();
         if pass.bytes >= min_bytes.max(1) || pass.answered || waited_enough {
             return Ok(pass.response);
@@ -56,7 +61,9 @@ struct Pass {
     remote: bool,
 }
 
-async fn read_all(ctx: &AgentContext, req: &FetchRequest, version: i16) -> Result<Pass> {
+/// One pass over the request's partitions. Once `read_until` has passed and something was read, the
+/// partitions left are answered with their state and no records.
+async fn read_all(ctx: &AgentContext, req: &FetchRequest, version: i16, read_until: tokio::time::Instant) -> Result<Pass> {
     let mut budget = usize::try_from(req.max_bytes).unwrap_or(0);
     let mut pass = Pass { response: FetchResponse::default(), bytes: 0, answered: false, remote: false };
     let rack = if version >= 11 { req.rack_id.as_str() } else { "" };
@@ -65,7 +72,10 @@ async fn read_all(ctx: &AgentContext, req: &FetchRequest, version: i16) -> Resul
         let topic = if version >= 13 { ctx.partitions.topic_by_id(t.topic_id) } else { ctx.partitions.topic(t.topic.0.as_str()) };
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
-            let data = match read_partition(ctx, topic.as_ref(), p, budget, pass.bytes == 0, version, rack, &mut pass).await {
+            if pass.bytes > 0 && tokio::time::Instant::now() >= read_until {
+                budget = 0;
+            }
+            let data = match read_partition(ctx, topic.as_ref(), p, budget, pass.bytes == 0, version, rack, read_until, &mut pass).await {
                 Ok(data) => data,
                 Err(e) => {
                     pass.answered = true;
@@ -101,6 +111,7 @@ async fn read_partition(
     first: bool,
     version: i16,
     rack: &str,
+    read_until: tokio::time::Instant,
     pass: &mut Pass,
 ) -> Result<PartitionData> {
     let unknown = if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
@@ -109,7 +120,12 @@ async fn read_partition(
         return Err(ResponseError::UnknownTopicOrPartition.into());
     }
     let id = PartitionId { topic_id: topic.id, partition: p.partition };
-    let source = reader::source(ctx, id).await?.ok_or(ResponseError::UnknownTopicOrPartition)?;
+    let mut source = reader::source(ctx, id, false).await?.ok_or(ResponseError::UnknownTopicOrPartition)?;
+    if matches!(source, Source::Store(..)) && p.fetch_offset > source.snapshot().high_watermark {
+        // Past the cached high watermark of a partition led elsewhere: the leader may have committed
+        // it since. Never answer OFFSET_OUT_OF_RANGE (which resets consumers) from a stale view.
+        source = reader::source(ctx, id, true).await?.ok_or(ResponseError::UnknownTopicOrPartition)?;
+    }
     let s = source.snapshot();
     check_current_epoch(p.current_leader_epoch, s.leader_epoch)?;
     let log_start = if version >= 5 { s.log_start_offset } else { -1 };
@@ -126,7 +142,7 @@ async fn read_partition(
         return Ok(answer.with_preferred_read_replica(BrokerId(replica)));
     }
     let max = usize::try_from(p.partition_max_bytes).unwrap_or(0).min(budget);
-    match reader::read(ctx, &source, p.fetch_offset, max, first).await {
+    match reader::read(ctx, &source, p.fetch_offset, max, first, read_until).await {
         Ok(read) => Ok(answer.with_records(Some(read.records))),
         Err(BrokerError::Kafka(ResponseError::OffsetOutOfRange)) => {
             pass.answered = true;
@@ -143,4 +159,27 @@ fn replica_in_zone(ctx: &AgentContext, topic: &Topic, rack: &str) -> Option<i32>
     }
     let group = agent_group_of(topic);
     ctx.cluster.live().into_iter().find(|a| a.group == group && a.zone.as_deref() == Some(rack)).map(|a| a.id)
+}
+
+impl Fallback for FetchRequest {
+    type Response = FetchResponse;
+
+    fn bound(&self, _: &AgentContext, _: i16) -> Duration {
+        own_wait_plus_margin(self.max_wait_ms, MAX_WAIT_CAP)
+    }
+
+    fn failed(&self, _: &AgentContext, version: i16, code: ResponseError) -> Option<FetchResponse> {
+        let topics = self
+            .topics
+            .iter()
+            .map(|t| {
+                FetchableTopicResponse::default()
+                    .with_topic(t.topic.clone())
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(t.partitions.iter().map(|p| empty(p.partition).with_error_code(code.code())).collect())
+            })
+            .collect();
+        let response = FetchResponse::default().with_responses(topics);
+        Some(if version >= 7 { response.with_error_code(code.code()) } else { response })
+    }
 }

@@ -15,7 +15,8 @@ use streamhouse_metadata::AgentInfo;
 
 use crate::cluster;
 use crate::context::AgentContext;
-use crate::error::Result;
+use crate::error::{BrokerError, Result};
+use super::fallback::Fallback;
 use crate::groups;
 
 /// The live holder of the group's lease, or else its preferred agent (taking the lease if that is us).
@@ -24,7 +25,7 @@ async fn coordinator_of(ctx: &AgentContext, group: &str) -> std::result::Result<
         return Err(ResponseError::InvalidGroupId);
     }
     let live = ctx.cluster.live();
-    let holder = ctx.metadata.group_coordinator(group).await.map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+    let holder = ctx.metadata.group_coordinator(group).await.map_err(|e| BrokerError::from(e).response_error())?;
     let chosen = match holder {
         Some(h) => h,
         None => cluster::preferred(group.as_bytes(), &live).unwrap_or(ctx.agent_id),
@@ -64,5 +65,22 @@ async fn find(ctx: &AgentContext, key_type: i8, key: &str) -> Coordinator {
             })))
             .with_node_id(BrokerId(-1))
             .with_port(-1),
+    }
+}
+
+impl Fallback for FindCoordinatorRequest {
+    type Response = FindCoordinatorResponse;
+
+    fn failed(&self, _: &AgentContext, version: i16, code: ResponseError) -> Option<FindCoordinatorResponse> {
+        Some(if version >= 4 {
+            FindCoordinatorResponse::default().with_coordinators(
+                self.coordinator_keys
+                    .iter()
+                    .map(|k| Coordinator::default().with_key(k.clone()).with_node_id(BrokerId(-1)).with_port(-1).with_error_code(code.code()))
+                    .collect(),
+            )
+        } else {
+            FindCoordinatorResponse::default().with_node_id(BrokerId(-1)).with_port(-1).with_error_code(code.code())
+        })
     }
 }

@@ -4,10 +4,12 @@
 
 use std::time::Instant;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, RequestHeader};
 
 use crate::context::AgentContext;
 use crate::error::Result;
+use super::fallback::Fallback;
 use crate::groups;
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: HeartbeatRequest) -> Result<HeartbeatResponse> {
@@ -19,4 +21,12 @@ pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: HeartbeatRequest
         Err(e) => Err(e),
     };
     Ok(HeartbeatResponse::default().with_error_code(outcome.err().map_or(0, |e| e.code())))
+}
+
+impl Fallback for HeartbeatRequest {
+    type Response = HeartbeatResponse;
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<HeartbeatResponse> {
+        Some(HeartbeatResponse::default().with_error_code(code.code()))
+    }
 }

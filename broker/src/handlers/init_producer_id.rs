@@ -9,6 +9,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader};
 
 use crate::context::AgentContext;
+use super::fallback::Fallback;
 use crate::error::Result;
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: InitProducerIdRequest) -> Result<InitProducerIdResponse> {
@@ -28,4 +29,12 @@ pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: InitProducerIdRe
         }
     };
     Ok(InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(epoch))
+}
+
+impl Fallback for InitProducerIdRequest {
+    type Response = InitProducerIdResponse;
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<InitProducerIdResponse> {
+        Some(InitProducerIdResponse::default().with_error_code(code.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1))
+    }
 }

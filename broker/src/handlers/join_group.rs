@@ -17,6 +17,10 @@ use kafka_protocol::protocol::StrBytes;
 use crate::connection;
 use crate::context::AgentContext;
 use crate::error::Result;
+use super::fallback::{Fallback, own_wait_plus_margin};
+
+/// The longest rebalance timeout a join is held for (a client asking more is answered by then).
+const MAX_REBALANCE_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 use crate::groups::{self, group::{Join, Joined, Reply}};
 
 /// Extra wait beyond the rebalance timeout before we give up on an answer from the state machine.
@@ -75,4 +79,19 @@ fn respond(j: Joined, version: i16) -> JoinGroupResponse {
         .with_member_id(StrBytes::from_string(j.member_id))
         .with_members(members);
     if version >= 7 { r.with_protocol_type(j.protocol_type.map(StrBytes::from_string)) } else { r.with_protocol_type(None) }
+}
+
+impl Fallback for JoinGroupRequest {
+    type Response = JoinGroupResponse;
+
+    /// A join waits for the rest of the group up to the rebalance timeout (the session timeout
+    /// before v1), as clients expect.
+    fn bound(&self, _: &AgentContext, version: i16) -> Duration {
+        let wait = if version >= 1 { self.rebalance_timeout_ms } else { self.session_timeout_ms };
+        own_wait_plus_margin(wait, MAX_REBALANCE_WAIT)
+    }
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<JoinGroupResponse> {
+        Some(JoinGroupResponse::default().with_error_code(code.code()).with_generation_id(-1).with_member_id(self.member_id.clone()))
+    }
 }

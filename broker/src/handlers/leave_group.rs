@@ -5,11 +5,13 @@
 
 use std::time::Instant;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHeader};
 
 use crate::context::AgentContext;
 use crate::error::Result;
+use super::fallback::Fallback;
 use crate::groups;
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: LeaveGroupRequest) -> Result<LeaveGroupResponse> {
@@ -41,4 +43,12 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: LeaveGroupR
         })
         .collect();
     Ok(LeaveGroupResponse::default().with_error_code(save.err().map_or(0, |e| e.code())).with_members(members))
+}
+
+impl Fallback for LeaveGroupRequest {
+    type Response = LeaveGroupResponse;
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<LeaveGroupResponse> {
+        Some(LeaveGroupResponse::default().with_error_code(code.code()))
+    }
 }

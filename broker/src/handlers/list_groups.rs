@@ -3,11 +3,13 @@
 //! Every group with saved state or committed offsets; the state comes from the live state machine
 //! when this agent coordinates the group, else from what was saved.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::context::AgentContext;
+use super::fallback::Fallback;
 use crate::error::Result;
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ListGroupsRequest) -> Result<ListGroupsResponse> {
@@ -30,4 +32,12 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ListGroupsR
         groups.push(if version >= 5 { listed.with_group_type(StrBytes::from_static_str("classic")) } else { listed });
     }
     Ok(ListGroupsResponse::default().with_groups(groups))
+}
+
+impl Fallback for ListGroupsRequest {
+    type Response = ListGroupsResponse;
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<ListGroupsResponse> {
+        Some(ListGroupsResponse::default().with_error_code(code.code()))
+    }
 }

@@ -18,6 +18,7 @@ use streamhouse_protocol::batch;
 
 use super::leader_epoch::check_current_epoch;
 use crate::context::AgentContext;
+use super::fallback::Fallback;
 use crate::error::{BrokerError, Result};
 
 const LATEST: i64 = -1;
@@ -32,11 +33,7 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ListOffsets
         for p in &t.partitions {
             let answer = match lookup(ctx, t.name.0.as_str(), p).await {
                 Ok(a) => a,
-                Err(e) => ListOffsetsPartitionResponse::default()
-                    .with_error_code(e.code())
-                    .with_timestamp(-1)
-                    .with_offset(-1)
-                    .with_leader_epoch(-1),
+                Err(e) => not_found(e.response_error()),
             };
             let answer = if header.request_api_version >= 4 { answer } else { answer.with_leader_epoch(-1) };
             partitions.push(answer.with_partition_index(p.partition_index));
@@ -44,6 +41,10 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ListOffsets
         topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions));
     }
     Ok(ListOffsetsResponse::default().with_topics(topics))
+}
+
+fn not_found(code: ResponseError) -> ListOffsetsPartitionResponse {
+    ListOffsetsPartitionResponse::default().with_error_code(code.code()).with_timestamp(-1).with_offset(-1).with_leader_epoch(-1)
 }
 
 async fn lookup(ctx: &AgentContext, topic: &str, p: &ListOffsetsPartition) -> Result<ListOffsetsPartitionResponse> {
@@ -103,4 +104,20 @@ fn decode(batch: &mut Bytes) -> Result<Vec<kafka_protocol::records::Record>> {
         tracing::warn!(error = %e, "stored batch could not be decoded for a timestamp lookup");
         BrokerError::Kafka(ResponseError::CorruptMessage)
     })
+}
+
+impl Fallback for ListOffsetsRequest {
+    type Response = ListOffsetsResponse;
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<ListOffsetsResponse> {
+        let topics = self
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions = t.partitions.iter().map(|p| not_found(code).with_partition_index(p.partition_index)).collect();
+                ListOffsetsTopicResponse::default().with_name(t.name.clone()).with_partitions(partitions)
+            })
+            .collect();
+        Some(ListOffsetsResponse::default().with_topics(topics))
+    }
 }

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::topic_configs::{agent_group_of, validate_topic_name};
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
+use super::fallback::Fallback;
 use crate::leases;
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: MetadataRequest) -> Result<MetadataResponse> {
@@ -39,6 +40,10 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: MetadataReq
             }
         }
     }
+    Ok(response(ctx, version, topics))
+}
+
+fn response(ctx: &AgentContext, version: i16, topics: Vec<MetadataResponseTopic>) -> MetadataResponse {
     let brokers = ctx
         .cluster
         .live()
@@ -48,11 +53,11 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: MetadataReq
             if version >= 1 { b.with_rack(a.zone.map(StrBytes::from_string)) } else { b }
         })
         .collect();
-    Ok(MetadataResponse::default()
+    MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id((version >= 2).then(|| StrBytes::from_string(ctx.cluster_id.clone())))
         .with_controller_id(BrokerId(if version >= 1 { ctx.agent_id } else { -1 }))
-        .with_topics(topics))
+        .with_topics(topics)
 }
 
 async fn by_name(ctx: &AgentContext, name: &str, allow_create: bool, version: i16) -> Result<MetadataResponseTopic> {
@@ -129,4 +134,18 @@ fn failed(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataResponse
         .with_topic_id(id)
         .with_error_code(code.code())
         .with_topic_authorized_operations(i32::MIN)
+}
+
+impl Fallback for MetadataRequest {
+    type Response = MetadataResponse;
+
+    /// Every topic asked for (all we know of, when all were asked for) as LEADER_NOT_AVAILABLE,
+    /// which every client retries shortly: an empty list would read as "deleted".
+    fn failed(&self, ctx: &AgentContext, version: i16, _: ResponseError) -> Option<MetadataResponse> {
+        let topics = match &self.topics {
+            Some(wanted) => wanted.iter().map(|w| failed(w.name.as_ref().map(|n| n.0.as_str()), w.topic_id, ResponseError::LeaderNotAvailable)).collect(),
+            None => ctx.partitions.topics().iter().map(|t| failed(Some(&t.name), Uuid::nil(), ResponseError::LeaderNotAvailable)).collect(),
+        };
+        Some(response(ctx, version, topics))
+    }
 }

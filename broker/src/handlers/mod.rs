@@ -14,6 +14,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod fallback;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -34,7 +35,7 @@ pub mod topic_configs;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::messages::*;
 use streamhouse_protocol::request::{decode_body, encode_response};
 
 use crate::context::AgentContext;
@@ -48,23 +49,48 @@ pub struct Route {
     pub min: i16,
     pub max: i16,
     pub call: fn(AgentContext, RequestHeader, Bytes) -> Reply,
+    /// The route's failure answer to a default request of `version`, encoded: every advertised
+    /// version of every failure answer must encode.
+    #[cfg(test)]
+    pub fail_default: fn(&AgentContext, i16) -> Result<Option<Bytes>>,
 }
 
-/// `route!(Key, min, max, module)` for handlers that always answer; `route!(Key, min, max, module,
-/// optional)` for one whose `handle` returns `Option<Response>`.
+/// `route!(Key, Request, min, max, module)` for handlers that always answer; `route!(Key, Request,
+/// min, max, module, optional)` for one whose `handle` returns `Option<Response>`. The glue decodes the body (a body
+/// that does not decode fails the connection: the frame cannot be parsed), runs the handler within
+/// its request's bound, and answers failures and missed deadlines through `Fallback`.
 macro_rules! route {
-    ($key:ident, $min:expr, $max:expr, $module:ident $(, $optional:ident)?) => {
+    ($key:ident, $request:ident, $min:expr, $max:expr, $module:ident $(, $optional:ident)?) => {
         Route {
             key: ApiKey::$key,
             min: $min,
             max: $max,
-            call: |ctx, header, mut body| {
-                Box::pin(async move {
+            call: |ctx, header, body| {
+                Box::pin(crate::error::serving(ApiKey::$key, async move {
                     let version = header.request_api_version;
-                    let request = decode_body(&mut body, version)?;
-                    let response = $module::handle(&ctx, &header, request).await?;
-                    route!(@encode $key, version, header, response $(, $optional)?)
-                })
+                    let request: $request = decode_body(&mut body.clone(), version)?;
+                    let bound = fallback::Fallback::bound(&request, &ctx, version);
+                    let code = match tokio::time::timeout(bound, $module::handle(&ctx, &header, request)).await {
+                        Ok(Ok(response)) => return route!(@encode $key, version, header, response $(, $optional)?),
+                        Ok(Err(crate::error::BrokerError::Kafka(code))) => code,
+                        Ok(Err(e)) => {
+                            let code = e.response_error();
+                            tracing::warn!(api = ?ApiKey::$key, error = %e, ?code, "request failed; answering with an error code");
+                            code
+                        }
+                        Err(_) => {
+                            let code = crate::error::timed_out(Some(ApiKey::$key));
+                            tracing::warn!(api = ?ApiKey::$key, ?bound, ?code, "request missed its deadline; answering with a retriable error");
+                            code
+                        }
+                    };
+                    fallback::answer_failed::<$request>(&ctx, ApiKey::$key, &header, body, code)
+                }))
+            },
+            #[cfg(test)]
+            fail_default: |ctx, version| {
+                let failed = fallback::Fallback::failed(&$request::default(), ctx, version, kafka_protocol::error::ResponseError::RequestTimedOut);
+                Ok(failed.map(|r| encode_response(ApiKey::$key, version, 0, &r)).transpose()?)
             },
         }
     };
@@ -80,29 +106,29 @@ macro_rules! route {
 }
 
 pub static ROUTES: &[Route] = &[
-    route!(Produce, 3, 11, produce, optional),
-    route!(Fetch, 4, 17, fetch),
-    route!(ListOffsets, 1, 8, list_offsets),
-    route!(Metadata, 0, 12, metadata),
-    route!(ApiVersions, 0, 4, api_versions),
-    route!(CreateTopics, 2, 7, create_topics),
-    route!(DeleteTopics, 1, 6, delete_topics),
-    route!(InitProducerId, 0, 4, init_producer_id),
-    route!(OffsetForLeaderEpoch, 2, 4, offset_for_leader_epoch),
-    route!(DescribeConfigs, 1, 4, describe_configs),
-    route!(CreatePartitions, 0, 3, create_partitions),
-    route!(DescribeCluster, 0, 1, describe_cluster),
-    route!(FindCoordinator, 0, 4, find_coordinator),
-    route!(JoinGroup, 0, 9, join_group),
-    route!(SyncGroup, 0, 5, sync_group),
-    route!(Heartbeat, 0, 4, heartbeat),
-    route!(LeaveGroup, 0, 5, leave_group),
-    route!(OffsetCommit, 2, 8, offset_commit),
-    route!(OffsetFetch, 1, 8, offset_fetch),
-    route!(DescribeGroups, 0, 5, describe_groups),
-    route!(ListGroups, 0, 5, list_groups),
-    route!(DeleteGroups, 0, 2, delete_groups),
-    route!(OffsetDelete, 0, 0, offset_delete),
+    route!(Produce, ProduceRequest, 3, 11, produce, optional),
+    route!(Fetch, FetchRequest, 4, 17, fetch),
+    route!(ListOffsets, ListOffsetsRequest, 1, 8, list_offsets),
+    route!(Metadata, MetadataRequest, 0, 12, metadata),
+    route!(ApiVersions, ApiVersionsRequest, 0, 4, api_versions),
+    route!(CreateTopics, CreateTopicsRequest, 2, 7, create_topics),
+    route!(DeleteTopics, DeleteTopicsRequest, 1, 6, delete_topics),
+    route!(InitProducerId, InitProducerIdRequest, 0, 4, init_producer_id),
+    route!(OffsetForLeaderEpoch, OffsetForLeaderEpochRequest, 2, 4, offset_for_leader_epoch),
+    route!(DescribeConfigs, DescribeConfigsRequest, 1, 4, describe_configs),
+    route!(CreatePartitions, CreatePartitionsRequest, 0, 3, create_partitions),
+    route!(DescribeCluster, DescribeClusterRequest, 0, 1, describe_cluster),
+    route!(FindCoordinator, FindCoordinatorRequest, 0, 4, find_coordinator),
+    route!(JoinGroup, JoinGroupRequest, 0, 9, join_group),
+    route!(SyncGroup, SyncGroupRequest, 0, 5, sync_group),
+    route!(Heartbeat, HeartbeatRequest, 0, 4, heartbeat),
+    route!(LeaveGroup, LeaveGroupRequest, 0, 5, leave_group),
+    route!(OffsetCommit, OffsetCommitRequest, 2, 8, offset_commit),
+    route!(OffsetFetch, OffsetFetchRequest, 1, 8, offset_fetch),
+    route!(DescribeGroups, DescribeGroupsRequest, 0, 5, describe_groups),
+    route!(ListGroups, ListGroupsRequest, 0, 5, list_groups),
+    route!(DeleteGroups, DeleteGroupsRequest, 0, 2, delete_groups),
+    route!(OffsetDelete, OffsetDeleteRequest, 0, 0, offset_delete),
 ];
 
 pub fn route(key: ApiKey) -> Option<&'static Route> {

@@ -12,7 +12,8 @@ use kafka_protocol::protocol::Decodable;
 use streamhouse_metadata::MetadataErrorKind;
 
 use crate::context::AgentContext;
-use crate::error::Result;
+use crate::error::{BrokerError, Result};
+use super::fallback::Fallback;
 use crate::groups::{self, group::Group};
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: OffsetDeleteRequest) -> Result<OffsetDeleteResponse> {
@@ -41,11 +42,12 @@ pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: OffsetDeleteRequ
     }
     let error = match ctx.metadata.delete_offsets(ctx.agent_id, handle.epoch, group_id, &doomed).await {
         Ok(()) => 0,
-        Err(e) if e.kind() == MetadataErrorKind::Fenced => {
-            ctx.groups.forget(group_id);
-            ResponseError::NotCoordinator.code()
+        Err(e) => {
+            if e.kind() == MetadataErrorKind::Fenced {
+                ctx.groups.forget(group_id);
+            }
+            BrokerError::from(e).code()
         }
-        Err(_) => ResponseError::CoordinatorNotAvailable.code(),
     };
     Ok(OffsetDeleteResponse::default().with_error_code(error).with_topics(topics))
 }
@@ -68,4 +70,12 @@ fn subscribed_topics(g: &mut Group) -> HashSet<String> {
         }
     }
     topics
+}
+
+impl Fallback for OffsetDeleteRequest {
+    type Response = OffsetDeleteResponse;
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<OffsetDeleteResponse> {
+        Some(OffsetDeleteResponse::default().with_error_code(code.code()))
+    }
 }

@@ -16,6 +16,7 @@ use streamhouse_metadata::CommittedOffset;
 
 use crate::context::AgentContext;
 use crate::error::Result;
+use super::fallback::Fallback;
 use crate::groups;
 
 /// One partition's answer: (partition, offset, leader epoch, metadata).
@@ -120,4 +121,34 @@ async fn fetch(ctx: &AgentContext, group: &str, wanted: Option<Vec<(String, Vec<
         }
     };
     (answers, 0)
+}
+
+impl Fallback for OffsetFetchRequest {
+    type Response = OffsetFetchResponse;
+
+    /// The whole request failed: the group-level error code (v2+, per group from v8), and below v2,
+    /// where only partitions carry codes, each partition asked for.
+    fn failed(&self, _: &AgentContext, version: i16, code: ResponseError) -> Option<OffsetFetchResponse> {
+        if version >= 8 {
+            let groups = self.groups.iter().map(|g| OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_error_code(code.code())).collect();
+            return Some(OffsetFetchResponse::default().with_groups(groups));
+        }
+        if version >= 2 {
+            return Some(OffsetFetchResponse::default().with_error_code(code.code()));
+        }
+        let topics = self
+            .topics
+            .iter()
+            .flatten()
+            .map(|t| {
+                let partitions = t
+                    .partition_indexes
+                    .iter()
+                    .map(|p| OffsetFetchResponsePartition::default().with_partition_index(*p).with_committed_offset(-1).with_error_code(code.code()))
+                    .collect();
+                OffsetFetchResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions)
+            })
+            .collect();
+        Some(OffsetFetchResponse::default().with_topics(topics))
+    }
 }

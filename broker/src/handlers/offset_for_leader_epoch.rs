@@ -12,6 +12,7 @@ use streamhouse_metadata::PartitionId;
 
 use super::leader_epoch::check_current_epoch;
 use crate::context::AgentContext;
+use super::fallback::Fallback;
 use crate::error::Result;
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: OffsetForLeaderEpochRequest) -> Result<OffsetForLeaderEpochResponse> {
@@ -47,6 +48,27 @@ fn resolve(history: &[(i32, i64)], wanted: i32, high_watermark: i64) -> (i32, i6
     };
     let end = history.get(i + 1).map_or(high_watermark, |(_, start)| *start);
     (history[i].0, end)
+}
+
+
+impl Fallback for OffsetForLeaderEpochRequest {
+    type Response = OffsetForLeaderEpochResponse;
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<OffsetForLeaderEpochResponse> {
+        let topics = self
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| EpochEndOffset::default().with_partition(p.partition).with_error_code(code.code()).with_leader_epoch(-1).with_end_offset(-1))
+                    .collect();
+                OffsetForLeaderTopicResult::default().with_topic(t.topic.clone()).with_partitions(partitions)
+            })
+            .collect();
+        Some(OffsetForLeaderEpochResponse::default().with_topics(topics))
+    }
 }
 
 #[cfg(test)]

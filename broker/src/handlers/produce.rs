@@ -21,9 +21,12 @@ use tracing::debug;
 use super::topic_configs::default_of;
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
+use super::fallback::{ANSWER_MARGIN, Fallback};
 use crate::partition::writer::AppendResult;
 
 const VALID_ACKS: [i16; 3] = [-1, 0, 1];
+/// The longest a producer is kept waiting for its commit, whatever timeout it sends.
+const MAX_COMMIT_WAIT: Duration = Duration::from_secs(120);
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ProduceRequest) -> Result<Option<ProduceResponse>> {
     let acks_ok = VALID_ACKS.contains(&req.acks);
@@ -34,7 +37,7 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ProduceRequ
         let topic = ctx.partitions.topic(topic_data.name.0.as_str());
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for (p, data) in topic_data.partition_data.into_iter().enumerate() {
-            let response = PartitionProduceResponse::default().with_index(data.index).with_base_offset(-1).with_log_start_offset(-1);
+            let response = unanswered(data.index);
             let refusal = if !acks_ok {
                 Some(ResponseError::InvalidRequiredAcks)
             } else if transactional {
@@ -58,8 +61,7 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ProduceRequ
     if req.acks == 0 {
         return Ok(None);
     }
-    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0).max(1));
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now() + commit_wait(ctx, req.timeout_ms);
     for (t, p, rx) in pending {
         let outcome = match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(result)) => result,
@@ -78,6 +80,19 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ProduceRequ
         }
     }
     Ok(Some(ProduceResponse::default().with_responses(responses)))
+}
+
+/// How long acks=1/all wait for the commit: the client's timeout, or the agent's request deadline
+/// when the client sends none (0 or less), never a shorter wait than the commit needs.
+fn commit_wait(ctx: &AgentContext, timeout_ms: i32) -> Duration {
+    match u64::try_from(timeout_ms) {
+        Ok(ms) if ms > 0 => Duration::from_millis(ms).min(MAX_COMMIT_WAIT),
+        _ => ctx.config.request_deadline(),
+    }
+}
+
+fn unanswered(index: i32) -> PartitionProduceResponse {
+    PartitionProduceResponse::default().with_index(index).with_base_offset(-1).with_log_start_offset(-1)
 }
 
 /// Validates one partition's records and queues them; no `.await`, so arrival order is kept.
@@ -122,4 +137,28 @@ fn max_message_bytes(topic: &Topic) -> usize {
         .or_else(|| default_of("max.message.bytes").map(|(v, _)| v))
         .and_then(|v| v.parse().ok())
         .unwrap_or(usize::MAX)
+}
+
+impl Fallback for ProduceRequest {
+    type Response = ProduceResponse;
+
+    /// The client's own timeout (its request timeout; no timeout means the agent's deadline).
+    fn bound(&self, ctx: &AgentContext, _: i16) -> Duration {
+        commit_wait(ctx, self.timeout_ms) + ANSWER_MARGIN
+    }
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<ProduceResponse> {
+        (self.acks != 0).then(|| {
+            ProduceResponse::default().with_responses(
+                self.topic_data
+                    .iter()
+                    .map(|t| {
+                        TopicProduceResponse::default().with_name(t.name.clone()).with_partition_responses(
+                            t.partition_data.iter().map(|p| unanswered(p.index).with_error_code(code.code())).collect(),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+    }
 }

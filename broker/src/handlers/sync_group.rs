@@ -12,6 +12,11 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::context::AgentContext;
 use crate::error::Result;
+use super::fallback::Fallback;
+
+/// How long a follower's SyncGroup may wait for the leader's assignment before it is answered
+/// REBALANCE_IN_PROGRESS-style with a retriable error (below Java's 30 s request timeout).
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(25);
 use crate::groups::{self, group::{Reply, Synced}};
 
 /// A follower waits for the leader's assignment at most this long.
@@ -44,4 +49,18 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: SyncGroupRe
     } else {
         r
     })
+}
+
+impl Fallback for SyncGroupRequest {
+    type Response = SyncGroupResponse;
+
+    /// A follower's sync waits for the leader's; clients give it their request timeout (30 s in
+    /// Java), so it is answered before that.
+    fn bound(&self, _: &AgentContext, _: i16) -> Duration {
+        SYNC_WAIT
+    }
+
+    fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<SyncGroupResponse> {
+        Some(SyncGroupResponse::default().with_error_code(code.code()))
+    }
 }

@@ -3,6 +3,9 @@
 
 use kafka_protocol::error::ResponseError;
 
+use crate::context::AgentContext;
+use crate::error::BrokerError;
+
 /// Config source codes of DescribeConfigs (KIP-226).
 pub const SOURCE_TOPIC: i8 = 1;
 pub const SOURCE_DEFAULT: i8 = 5;
@@ -53,6 +56,29 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
 }
 
 /// Kafka's rule: 1-249 characters of [a-zA-Z0-9._-], and not "." or "..".
+/// Whether a topic may have `total` partitions, `adding` of them new: within
+/// --max-partitions-per-topic (INVALID_PARTITIONS) and, counting every topic's, within
+/// --max-partitions (POLICY_VIOLATION).
+pub async fn check_partition_limits(ctx: &AgentContext, total: i32, adding: i32) -> Result<(), (ResponseError, String)> {
+    let per_topic = ctx.config.max_partitions_per_topic;
+    if total > per_topic {
+        return Err((ResponseError::InvalidPartitions, format!("{total} partitions: a topic may have at most {per_topic} (--max-partitions-per-topic)")));
+    }
+    let topics = ctx.metadata.topics().await.map_err(|e| {
+        let e = BrokerError::from(e);
+        (e.response_error(), e.to_string())
+    })?;
+    let existing: i64 = topics.iter().map(|t| i64::from(t.partitions)).sum();
+    let cap = ctx.config.max_partitions;
+    if existing + i64::from(adding) > cap {
+        return Err((
+            ResponseError::PolicyViolation,
+            format!("the cluster has {existing} partitions; {adding} more would pass the limit of {cap} (--max-partitions)"),
+        ));
+    }
+    Ok(())
+}
+
 pub fn validate_topic_name(name: &str) -> Result<(), ResponseError> {
     let legal = !name.is_empty()
         && name.len() <= 249

@@ -2,8 +2,15 @@
 //! from the tail cache when this agent leads the partition and the cache reaches back far enough,
 //! else from ranged reads of segment objects (through the read cache), which any agent can do for
 //! any partition. Runs are returned as slices of what was stored, never re-encoded.
+//!
+//! A catch-up read may span many small runs: their GETs go out several at a time (never more bytes
+//! than the budget left), and once `deadline` has passed a read that holds something stops, so a
+//! Fetch answers in about its max_wait whatever the object store's latency.
 
 use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -17,6 +24,8 @@ use crate::error::Result;
 
 /// Segment index rows looked up per store round trip.
 const SEGMENTS_PER_LOOKUP: u32 = 16;
+/// Ranged GETs of one read in flight at once.
+const PARALLEL_GETS: usize = 8;
 
 pub struct Read {
     pub snapshot: Snapshot,
@@ -47,12 +56,14 @@ impl Source {
     }
 }
 
-/// The source for reading `id`: our own state if we lead it, else the stored state (cached briefly).
-pub async fn source(ctx: &AgentContext, id: PartitionId) -> Result<Option<Source>> {
+/// The source for reading `id`: our own state if we lead it, else the stored state (cached briefly,
+/// unless `fresh`).
+pub async fn source(ctx: &AgentContext, id: PartitionId, fresh: bool) -> Result<Option<Source>> {
     if let Some(p) = ctx.partitions.led(&id) {
         return Ok(Some(Source::Led(p)));
     }
-    let state = match ctx.partitions.remote_state(&id) {
+    let cached = if fresh { None } else { ctx.partitions.remote_state(&id) };
+    let state = match cached {
         Some(s) => s,
         None => match ctx.metadata.partition_state(id).await? {
             Some(s) => {
@@ -67,14 +78,15 @@ pub async fn source(ctx: &AgentContext, id: PartitionId) -> Result<Option<Source
 }
 
 /// Reads from `offset`. `max_bytes` may be exceeded by the first batch only, and only when
-/// `allow_oversized` (KIP-74: a consumer must always be able to make progress).
-pub async fn read(ctx: &AgentContext, source: &Source, offset: i64, max_bytes: usize, allow_oversized: bool) -> Result<Read> {
+/// `allow_oversized` (KIP-74: a consumer must always be able to make progress). After `deadline`
+/// no further GET starts once something was read.
+pub async fn read(ctx: &AgentContext, source: &Source, offset: i64, max_bytes: usize, allow_oversized: bool, deadline: Instant) -> Result<Read> {
     let snapshot = source.snapshot();
     if offset < snapshot.log_start_offset || offset > snapshot.high_watermark {
         return Err(ResponseError::OffsetOutOfRange.into());
     }
     let mut out = Collected::new(offset, max_bytes, allow_oversized);
-    if offset == snapshot.high_watermark {
+    if offset == snapshot.high_watermark || (max_bytes == 0 && !allow_oversized) {
         return Ok(Read { snapshot, records: out.finish() });
     }
     let tail = match source {
@@ -91,16 +103,39 @@ pub async fn read(ctx: &AgentContext, source: &Source, offset: i64, max_bytes: u
     }
     let mut from = offset;
     'lookup: while from < snapshot.high_watermark {
-        let segments = ctx.metadata.segments(source.id(), from, SEGMENTS_PER_LOOKUP).await?;
+        let mut segments = ctx.metadata.segments(source.id(), from, SEGMENTS_PER_LOOKUP).await?;
+        segments.retain(|s| s.base_offset < snapshot.high_watermark);
+        // GET no more than the budget left can take (but always the next run).
+        let mut planned = 0u64;
+        let room = out.room() as u64;
+        segments = segments
+            .into_iter()
+            .take_while(|s| {
+                let first = planned == 0;
+                planned += s.length;
+                first || planned <= room
+            })
+            .collect();
         if segments.is_empty() {
             break;
         }
-        for s in segments.iter().filter(|s| s.base_offset < snapshot.high_watermark) {
-            let run = ctx.objects.get_range(&s.object_key, s.position..s.position + s.length).await?;
-            if !out.add(&run) {
+        let objects = Arc::clone(&ctx.objects);
+        let mut runs = futures::stream::iter(segments.into_iter().map(|s| {
+            let objects = Arc::clone(&objects);
+            async move {
+                let run = objects.get_range(&s.object_key, s.position..s.position + s.length).await;
+                (s.last_offset, run)
+            }
+        }))
+        .buffered(PARALLEL_GETS);
+        while let Some((last_offset, run)) = runs.next().await {
+            if !out.add(&run?) {
                 break 'lookup;
             }
-            from = s.last_offset + 1;
+            from = last_offset + 1;
+            if out.size > 0 && Instant::now() >= deadline {
+                break 'lookup;
+            }
         }
     }
     Ok(Read { snapshot, records: out.finish() })
@@ -118,6 +153,11 @@ struct Collected {
 impl Collected {
     fn new(offset: i64, budget: usize, allow_oversized: bool) -> Self {
         Collected { offset, budget, allow_oversized, parts: Vec::new(), size: 0 }
+    }
+
+    /// Bytes the budget still takes.
+    fn room(&self) -> usize {
+        self.budget.saturating_sub(self.size)
     }
 
     /// Takes the batches of `run` that end at or after the offset while they fit; false once full.
