@@ -2,7 +2,8 @@
 //!
 //! Shutdown order: stop accepting; let connections finish their in-flight requests (the flusher is
 //! still running, so every waiting producer gets its answer); stop the flusher once it has flushed
-//! the rest; release our leases so another agent can take over at once.
+//! the rest, renewing our leases all along so those last commits hold; then stop renewing and
+//! release our leases so another agent can take over at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use crate::partition::table::PartitionTable;
 use crate::partition::writer::WriteQueue;
 use crate::cluster::Cluster;
 use crate::{groups, leases, partition, server, sweeper};
-use streamhouse_metadata::AgentInfo;
+use streamhouse_metadata::{AgentInfo, MetadataError, MetadataStore};
 
 /// How long shutdown waits for connections to finish their in-flight requests.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
@@ -34,6 +35,8 @@ pub struct Agent {
     connections: TaskTracker,
     tasks: TaskTracker,
     flusher_stop: CancellationToken,
+    flusher: tokio::task::JoinHandle<()>,
+    leases_stop: CancellationToken,
 }
 
 impl Agent {
@@ -55,6 +58,7 @@ impl Agent {
             .advertised()
             .map_err(|e| BrokerError::Metadata(streamhouse_metadata::MetadataError::invalid(e)))?;
         let metadata = streamhouse_metadata::open(&config.metadata_url()).await?;
+        refuse_a_live_agent_id(metadata.as_ref(), config.agent_id, config.lease_ttl()).await?;
         let objects = Arc::new(CachedStore::new(objects, config.read_cache_bytes as u64));
         let cluster_id = metadata.cluster_id().await?;
         let flusher_stop = CancellationToken::new();
@@ -81,12 +85,13 @@ impl Agent {
         leases::round(&ctx, &mut rounds).await?;
         let tasks = TaskTracker::new();
         let connections = TaskTracker::new();
-        tasks.spawn(partition::flusher::run(ctx.clone(), flusher_stop.clone()));
-        tasks.spawn(leases::run(ctx.clone(), rounds));
+        let flusher = tokio::spawn(partition::flusher::run(ctx.clone(), flusher_stop.clone()));
+        let leases_stop = CancellationToken::new();
+        tasks.spawn(leases::run(ctx.clone(), rounds, leases_stop.clone()));
         tasks.spawn(sweeper::run(ctx.clone()));
         tasks.spawn(groups::run(ctx.clone()));
         tasks.spawn(server::run(ctx.clone(), listener, connections.clone()));
-        Ok(Agent { ctx, local_addr, connections, tasks, flusher_stop })
+        Ok(Agent { ctx, local_addr, connections, tasks, flusher_stop, flusher, leases_stop })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -105,9 +110,34 @@ impl Agent {
             warn!("connections still busy after {DRAIN_DEADLINE:?}; closing them");
         }
         self.flusher_stop.cancel();
+        // Renewals go on until the flusher has committed the rest, so its last commits hold.
+        if let Err(e) = self.flusher.await {
+            warn!(error = %e, "the flusher ended abnormally");
+        }
+        self.leases_stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
         leases::release(&self.ctx).await;
         info!("shutdown complete");
     }
+}
+
+/// Refuses to start under an agent id another running agent uses: two agents under one id would
+/// renew each other's leases. A live registration may also be this agent's previous run that died
+/// without deregistering; that one is not renewed any more, which one heartbeat period tells.
+async fn refuse_a_live_agent_id(metadata: &dyn MetadataStore, id: i32, ttl: Duration) -> Result<(), BrokerError> {
+    let Some(first) = metadata.registration_expiry(id).await? else { return Ok(()) };
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    if first <= now_ms {
+        return Ok(());
+    }
+    let wait = ttl / 2;
+    info!(agent_id = id, ?wait, "agent id registered as live: checking that no other running agent uses it");
+    tokio::time::sleep(wait).await;
+    if metadata.registration_expiry(id).await? > Some(first) {
+        return Err(BrokerError::Metadata(MetadataError::invalid(format!(
+            "agent id {id} is in use by another running agent (its registration is being renewed): give this agent its own --agent-id"
+        ))));
+    }
+    Ok(())
 }

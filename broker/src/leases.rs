@@ -9,14 +9,19 @@
 //!
 //! An agent takes the free or expired partitions targeted at it (the acquisition bumps the epoch, so
 //! whatever the previous holder had pending can never commit), and hands off partitions targeted
-//! at another live agent: it stops accepting writes for them at once and releases the lease one
-//! round later, after its last flush. A partition nobody takes for three rounds is taken by anyone.
+//! at another live agent: it stops accepting writes for them at once and releases the lease at the
+//! first round after its last flush has finished (drain first, then release, so its own last
+//! commits are never fenced). A partition nobody takes for three rounds is taken by anyone.
+//!
+//! At shutdown the rounds stop balancing but keep renewing until the agent has flushed and answered
+//! everything (`run`'s `stop`), and only then is every lease released.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use streamhouse_metadata::{AgentId, AgentInfo, PartitionId, PartitionState, Topic};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::cluster;
@@ -36,18 +41,30 @@ pub struct Rounds {
     unowned: HashMap<PartitionId, u32>,
 }
 
-/// Runs lease rounds until shutdown; then releases everything held.
-pub async fn run(ctx: AgentContext, mut rounds: Rounds) {
+/// Runs lease rounds until `stop`. Once the agent is shutting down, rounds only renew: the leases
+/// must hold while the last flushes commit.
+pub async fn run(ctx: AgentContext, mut rounds: Rounds, stop: CancellationToken) {
     let period = ctx.config.lease_ttl() / 3;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
-            _ = ctx.shutdown.cancelled() => break,
+            _ = stop.cancelled() => break,
         }
-        if let Err(e) = round(&ctx, &mut rounds).await {
+        let done = if ctx.shutdown.is_cancelled() { renew(&ctx).await } else { round(&ctx, &mut rounds).await };
+        if let Err(e) = done {
             warn!(error = %e, "lease round failed; writes stop if renewals keep failing, retrying");
         }
     }
+}
+
+/// Heartbeats this agent and renews every lease it holds, in one round trip each.
+async fn renew(ctx: &AgentContext) -> Result<()> {
+    let ttl = ctx.config.lease_ttl();
+    let sent = Instant::now();
+    ctx.metadata.register_agent(&ctx.cluster.me, ttl).await?;
+    ctx.metadata.renew_leases(ctx.agent_id, ttl).await?;
+    ctx.cluster.renewed(sent, ttl);
+    Ok(())
 }
 
 /// Gives up every lease and the registration so other agents take over at once. Called after the
@@ -64,11 +81,10 @@ pub async fn release(ctx: &AgentContext) {
 /// One round: heartbeat, renew, refresh topics and agents, hand off and take partitions.
 pub async fn round(ctx: &AgentContext, rounds: &mut Rounds) -> Result<()> {
     let ttl = ctx.config.lease_ttl();
-    let sent = Instant::now();
-    ctx.metadata.register_agent(&ctx.cluster.me, ttl).await?;
-    ctx.metadata.renew_leases(ctx.agent_id, ttl).await?;
-    ctx.cluster.renewed(sent, ttl);
-    for p in rounds.draining.drain(..) {
+    renew(ctx).await?;
+    let (flushing, drained): (Vec<_>, Vec<_>) = std::mem::take(&mut rounds.draining).into_iter().partition(|p| p.flushing());
+    rounds.draining = flushing;
+    for p in drained {
         ctx.metadata.release_lease(ctx.agent_id, p.id).await?;
         info!(topic = p.topic, partition = p.id.partition, "handed off partition");
     }

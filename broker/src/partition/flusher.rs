@@ -38,8 +38,22 @@ use crate::context::AgentContext;
 use crate::error::BrokerError;
 
 /// Where each partition stands once every in-flight flush commits: the next offset to assign and
-/// the producer state to check against. Empty when nothing is in flight.
-type Working = HashMap<PartitionId, (i64, ProducerTable)>;
+/// the producer state to check against. Keyed by leadership (partition and leader epoch), so a
+/// partition re-acquired while flushes of its old epoch are in flight plans from what is committed.
+/// Empty when nothing is in flight.
+type Working = HashMap<Leadership, (i64, ProducerTable)>;
+
+/// One leadership of one partition: its id and our lease epoch.
+type Leadership = (PartitionId, i32);
+
+/// The pipeline's view of flushes not yet committed: the working state, and the leaderships whose
+/// commit was fenced, whose later flushes in the pipeline must fail whatever they hold (a retried
+/// batch matched as a duplicate of a fenced run must not be acknowledged).
+#[derive(Default)]
+struct InFlight {
+    working: Working,
+    fenced: HashSet<Leadership>,
+}
 
 /// A flush whose object is being written: its plans, the object, and the PUT's outcome.
 struct Stage {
@@ -55,13 +69,13 @@ type Put = BoxFuture<'static, (Stage, Result<(), StorageError>)>;
 /// `stop` is cancelled only after connections have drained, so nothing is appended after the end.
 pub async fn run(ctx: AgentContext, stop: CancellationToken) {
     let mut in_flight: FuturesOrdered<Put> = FuturesOrdered::new();
-    let mut working = Working::new();
+    let mut view = InFlight::default();
     let max_in_flight = ctx.config.max_flushes_in_flight.max(1);
     loop {
         let room = in_flight.len() < max_in_flight;
         let due = if room { ctx.writes.due() } else { Due::Nothing };
         if room && matches!(due, Due::Now) {
-            in_flight.push_back(start(&ctx, ctx.writes.take(), &mut working));
+            in_flight.push_back(start(&ctx, ctx.writes.take(), &mut view.working));
             continue;
         }
         if in_flight.is_empty() && matches!(due, Due::Nothing) && stop.is_cancelled() {
@@ -69,14 +83,14 @@ pub async fn run(ctx: AgentContext, stop: CancellationToken) {
         }
         tokio::select! {
             Some((stage, put)) = in_flight.next() => {
-                if !finish(&ctx, stage, put).await {
+                if !finish(&ctx, stage, put, &mut view).await {
                     // Later flushes assigned offsets after this one: they cannot commit either.
                     while let Some((stage, _)) = in_flight.next().await {
                         fail(stage, ResponseError::KafkaStorageError);
                     }
                 }
                 if in_flight.is_empty() {
-                    working.clear();
+                    view = InFlight::default();
                 }
             }
             _ = sleep_until_due(&due) => {}
@@ -106,11 +120,17 @@ struct Plan {
     touched: HashSet<i64>,
     location: RunLocation,
     replies: Vec<(oneshot::Sender<AppendResult>, Result<i64, ResponseError>)>,
+    /// Counts this plan among the partition's flushes in flight until the plan is dropped.
+    _in_flight: super::InFlightFlush,
 }
 
 impl Plan {
     fn writes(&self) -> bool {
         self.next_offset > self.base_offset
+    }
+
+    fn leadership(&self) -> Leadership {
+        (self.partition.id, self.leader_epoch)
     }
 }
 
@@ -128,7 +148,7 @@ fn start(ctx: &AgentContext, appends: Vec<Append>, working: &mut Working) -> Put
             &p.chunks,
         );
         p.chunks = Vec::new();
-        working.insert(p.partition.id, (p.next_offset, p.producers.clone()));
+        working.insert(p.leadership(), (p.next_offset, p.producers.clone()));
     }
     let key = paths::segment_key(ctx.agent_id);
     let writes = plans.iter().any(Plan::writes);
@@ -144,8 +164,14 @@ fn start(ctx: &AgentContext, appends: Vec<Append>, working: &mut Working) -> Put
 
 /// Commits a flush whose PUT ended, and answers its producers. False if the flush failed as a
 /// whole (PUT or commit), which dooms the flushes after it.
-async fn finish(ctx: &AgentContext, stage: Stage, put: Result<(), StorageError>) -> bool {
+async fn finish(ctx: &AgentContext, stage: Stage, put: Result<(), StorageError>, view: &mut InFlight) -> bool {
     let Stage { plans, key, object, started } = stage;
+    // Plans of a leadership fenced in an earlier flush: their offsets and duplicates build on runs
+    // that will never exist.
+    let (doomed, plans): (Vec<Plan>, Vec<Plan>) = plans.into_iter().partition(|p| view.fenced.contains(&p.leadership()));
+    for p in doomed {
+        answer(p.replies, 0, Some(ResponseError::NotLeaderOrFollower));
+    }
     let (writing, settled): (Vec<Plan>, Vec<Plan>) = plans.into_iter().partition(Plan::writes);
     if let Err(e) = put {
         warn!(key, error = %e, "segment PUT failed; producers get a retriable error");
@@ -207,6 +233,8 @@ async fn finish(ctx: &AgentContext, stage: Stage, put: Result<(), StorageError>)
             }
             CommitOutcome::Fenced => {
                 warn!(topic = p.partition.topic, partition = p.partition.id.partition, "fenced: another agent leads this partition now");
+                view.fenced.insert(p.leadership());
+                view.working.remove(&p.leadership());
                 p.partition.with_state(|s| s.fenced = true);
                 ctx.partitions.remove_led(&p.partition);
                 answer(p.replies, 0, Some(ResponseError::NotLeaderOrFollower));
@@ -234,7 +262,7 @@ fn plan(appends: Vec<Append>, working: &Working) -> Vec<Plan> {
         let i = *index.entry(append.partition.id).or_insert_with(|| {
             let (leader_epoch, committed, producers, fenced) =
                 append.partition.with_state(|s| (s.leader_epoch, s.high_watermark, s.producers.clone(), s.fenced));
-            let (hwm, producers) = working.get(&append.partition.id).cloned().unwrap_or((committed, producers));
+            let (hwm, producers) = working.get(&(append.partition.id, leader_epoch)).cloned().unwrap_or((committed, producers));
             plans.push(Plan {
                 partition: Arc::clone(&append.partition),
                 leader_epoch: if fenced { -1 } else { leader_epoch },
@@ -246,6 +274,7 @@ fn plan(appends: Vec<Append>, working: &Working) -> Vec<Plan> {
                 touched: HashSet::new(),
                 location: RunLocation { position: 0, length: 0 },
                 replies: Vec::new(),
+                _in_flight: super::InFlightFlush::new(&append.partition),
             });
             plans.len() - 1
         });

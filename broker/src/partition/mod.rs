@@ -15,7 +15,8 @@ pub mod tail;
 pub mod writer;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use streamhouse_metadata::{PartitionId, ProducerState};
 
@@ -29,6 +30,26 @@ pub struct Partition {
     pub id: PartitionId,
     pub topic: String,
     state: Mutex<PartitionState>,
+    /// Flushes holding this partition that have not finished: a handoff releases the lease only
+    /// once this is zero, so its own last writes are not fenced.
+    flushes_in_flight: AtomicUsize,
+}
+
+/// Counts one flush of a partition as in flight for as long as it lives.
+#[derive(Debug)]
+pub struct InFlightFlush(Arc<Partition>);
+
+impl InFlightFlush {
+    pub fn new(partition: &Arc<Partition>) -> Self {
+        partition.flushes_in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlightFlush(Arc::clone(partition))
+    }
+}
+
+impl Drop for InFlightFlush {
+    fn drop(&mut self) {
+        self.0.flushes_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug)]
@@ -74,7 +95,13 @@ impl Partition {
                 tail: TailCache::new(tail_cache_bytes),
                 fenced: false,
             }),
+            flushes_in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether some flush holding this partition has not finished yet.
+    pub fn flushing(&self) -> bool {
+        self.flushes_in_flight.load(Ordering::SeqCst) > 0
     }
 
     /// Runs `f` with the state locked. A poisoned lock still holds consistent data (every update is

@@ -1,0 +1,106 @@
+//! The promise under faults (issue 8): an acknowledged record is never lost or made invisible, and a
+//! fenced agent never acknowledges a write. Each test here failed before the fix it guards.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use common::{RawClient, batch};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use streamhouse::agent::Agent;
+use streamhouse::config::Config;
+use streamhouse_metadata::PartitionId;
+use streamhouse_storage::faults::{Fault, FaultyStore};
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// An agent on a temporary dir whose object store puts take `put_delay`.
+async fn agent_with_slow_puts(put_delay: Duration, extra: &[&str]) -> (Agent, Arc<FaultyStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().to_string_lossy().to_string();
+    let mut args = vec!["streamhouse", "--data-dir", &data];
+    args.extend_from_slice(extra);
+    let config = Config::parse_from(args);
+    let local = streamhouse_storage::open(&config.object_store_url()).await.expect("local store");
+    let store = Arc::new(FaultyStore::new(local));
+    store.set_put(Fault::Delay(put_delay));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let agent = Agent::start_with_objects(config, listener, store.clone()).await.expect("agent");
+    (agent, store, dir)
+}
+
+async fn create_topic(c: &mut RawClient, topic: &str) {
+    let r = c.send(7, &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(name(topic)).with_num_partitions(1).with_replication_factor(-1)])).await;
+    assert_eq!(r.topics[0].error_code, 0);
+}
+
+/// (error code, base offset) of one produce of one record to partition 0.
+async fn produce(c: &mut RawClient, topic: &str, value: &str, producer: Option<(i64, i16, i32)>) -> (i16, i64) {
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(15_000).with_topic_data(vec![
+        TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch(&[value.as_bytes()], producer)))]),
+    ]);
+    let r = c.send(9, &req).await;
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// Hole 1: a retried idempotent batch that arrives while its original's flush is in flight is a
+/// duplicate of that flush. When the original's commit is fenced, the retry must not be answered as
+/// written at an offset that will never exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_of_a_fenced_flush_is_not_acknowledged() {
+    // Long leases: no lease round notices the takeover before the flush commits.
+    let (agent, _store, _dir) = agent_with_slow_puts(Duration::from_millis(800), &["--lease-ttl-ms", "60000"]).await;
+    let addr = agent.local_addr();
+    let mut admin = RawClient::connect(addr).await;
+    create_topic(&mut admin, "fence").await;
+    let init = admin.send(4, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000)).await;
+    assert_eq!(init.error_code, 0);
+    let producer = Some((init.producer_id.0, init.producer_epoch, 0));
+
+    let original = tokio::spawn(async move { produce(&mut RawClient::connect(addr).await, "fence", "once", producer).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Another agent takes the partition while the original's object is being written.
+    let ctx = agent.context();
+    let topic = ctx.partitions.topic("fence").expect("topic known");
+    let id = PartitionId { topic_id: topic.id, partition: 0 };
+    ctx.metadata.release_lease(ctx.agent_id, id).await.expect("release");
+    let stolen = ctx.metadata.acquire_lease(99, id, Duration::from_secs(30)).await.expect("acquire");
+    assert!(stolen.is_some(), "agent 99 takes the lease");
+    let retry = tokio::spawn(async move { produce(&mut RawClient::connect(addr).await, "fence", "once", producer).await });
+
+    let not_leader = ResponseError::NotLeaderOrFollower.code();
+    assert_eq!(original.await.expect("original").0, not_leader, "the original's commit is fenced");
+    let (code, offset) = retry.await.expect("retry");
+    assert_eq!(code, not_leader, "the retry was acknowledged at offset {offset}, which does not exist");
+    let state = ctx.metadata.partition_state(id).await.expect("state").expect("partition");
+    assert_eq!(state.high_watermark, 0, "nothing was written");
+    agent.shutdown().await;
+}
+
+/// Hole 5: shutdown keeps renewing the leases until its last flush has committed, so a flush slower
+/// than the lease's safety margin is still acknowledged, not refused by the agent's own deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_last_flush_at_shutdown_still_commits() {
+    let (agent, _store, _dir) = agent_with_slow_puts(Duration::from_millis(10), &["--lease-ttl-ms", "1500"]).await;
+    let addr = agent.local_addr();
+    let mut admin = RawClient::connect(addr).await;
+    create_topic(&mut admin, "drain").await;
+    assert_eq!(produce(&mut admin, "drain", "warm-up", None).await, (0, 0));
+
+    _store.set_put(Fault::Delay(Duration::from_millis(2_500)));
+    let last = tokio::spawn(async move { produce(&mut RawClient::connect(addr).await, "drain", "last", None).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    agent.shutdown().await;
+    assert_eq!(last.await.expect("producer"), (0, 1), "the last produce before shutdown is acknowledged");
+}
