@@ -138,3 +138,27 @@ async fn bad_batches_get_partition_errors() {
     assert_eq!(c.send(9, &req).await.responses[0].partition_responses[0].error_code, 21, "INVALID_REQUIRED_ACKS");
     agent.stop().await;
 }
+
+/// Partition counts are bounded per topic and per cluster: a request for two billion partitions is
+/// refused before anything is written, and the cluster's total stays within --max-partitions.
+#[tokio::test]
+async fn partition_counts_are_bounded() {
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+
+    let agent = TestAgent::start(&["--max-partitions-per-topic", "100", "--max-partitions", "150"]).await;
+    let mut c = agent.client().await;
+    let name = |s: &str| TopicName(StrBytes::from_string(s.to_string()));
+    let create = |topic: &str, n: i32| CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(name(topic)).with_num_partitions(n).with_replication_factor(-1)]);
+    let r = c.send(7, &create("huge", 2_000_000_000)).await;
+    assert_eq!(r.topics[0].error_code, ResponseError::InvalidPartitions.code());
+    assert_eq!(c.send(7, &create("big", 100)).await.topics[0].error_code, 0);
+    let r = c.send(7, &create("more", 60)).await;
+    assert_eq!(r.topics[0].error_code, ResponseError::PolicyViolation.code(), "160 partitions in a cluster capped at 150");
+    let grow = |topic: &str, n: i32| CreatePartitionsRequest::default().with_timeout_ms(5000).with_topics(vec![CreatePartitionsTopic::default().with_name(name(topic)).with_count(n)]);
+    assert_eq!(c.send(3, &grow("big", 101)).await.results[0].error_code, ResponseError::InvalidPartitions.code());
+    let md = c.send(12, &MetadataRequest::default().with_topics(None)).await;
+    let names: Vec<_> = md.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
+    assert_eq!(names, vec!["big".to_string()], "nothing refused was created");
+}

@@ -86,3 +86,56 @@ async fn partitions_balance_hand_off_and_move_back() {
     assert_eq!((code, offset), (0, 1), "offsets continue where agent 2 left them");
     a.stop().await;
 }
+
+/// An agent serving a partition led elsewhere reads its state from the store, cached briefly. A fetch
+/// past that cached high watermark (the consumer learned a newer position elsewhere) must not be
+/// answered OFFSET_OUT_OF_RANGE, which makes consumers reset their position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_never_answers_out_of_range_from_a_stale_view() {
+    let a = TestAgent::start(&["--agent-id", "1"]).await;
+    let mut ca = a.client().await;
+    let r = ca.send(7, &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(name("stale")).with_num_partitions(1).with_replication_factor(-1)])).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    // Another agent group: agent 2 never takes the partition, it only serves reads of it.
+    let b = a.join(&["--agent-id", "2", "--agent-group", "readers"]).await;
+    let mut cb = b.client().await;
+    let fetch_at = |offset: i64| {
+        FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![
+            FetchTopic::default().with_topic(name("stale")).with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20)]),
+        ])
+    };
+    let r = cb.send(11, &fetch_at(0)).await;
+    assert_eq!((r.responses[0].partitions[0].error_code, r.responses[0].partitions[0].high_watermark), (0, 0));
+    assert_eq!(produce(&mut ca, "stale", 0, b"new").await, (0, 0));
+    let r = cb.send(11, &fetch_at(1)).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.high_watermark), (0, 1), "offset 1 is the end of the log, not out of range");
+    b.stop().await;
+    a.stop().await;
+}
+
+/// Two agents under one --agent-id would renew each other's leases: the second one refuses to start
+/// and says why. A registration left behind by an agent that died does not block a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_agent_with_a_live_id_refuses_to_start() {
+    use clap::Parser;
+    let a = TestAgent::start(&["--agent-id", "5", "--lease-ttl-ms", "600"]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().to_string_lossy().to_string();
+    let meta = format!("sqlite://{}", a.dir.path().join("metadata.db").display());
+    let objects = format!("file://{}", a.dir.path().join("objects").display());
+    let args = ["streamhouse", "--data-dir", &data, "--metadata-url", &meta, "--object-store-url", &objects, "--agent-id", "5", "--lease-ttl-ms", "600"];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let refused = streamhouse::agent::Agent::start(streamhouse::config::Config::parse_from(args), listener).await;
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("agent id 5 is in use"), "the second agent started (or failed otherwise: {message:?})");
+
+    // A dead agent's registration (never deregistered, no more heartbeats) lets a restart through.
+    let me = a.agent().context().cluster.me.clone();
+    let _dir = a.stop().await;
+    let metadata = streamhouse_metadata::open(&meta).await.expect("store");
+    metadata.register_agent(&me, Duration::from_secs(60)).await.expect("register");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let restarted = streamhouse::agent::Agent::start(streamhouse::config::Config::parse_from(args), listener).await;
+    assert!(restarted.is_ok(), "a stale registration blocked the restart: {:?}", restarted.err().map(|e| e.to_string()));
+}

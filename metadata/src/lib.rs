@@ -287,6 +287,9 @@ pub trait AgentStore: Send + Sync {
     async fn deregister_agent(&self, id: AgentId) -> Result<()>;
     /// Agents whose registration has not expired, ordered by id.
     async fn live_agents(&self) -> Result<Vec<AgentInfo>>;
+    /// When the registration of `id` expires (ms, as written by its last heartbeat), if there is one:
+    /// a value that moves on is an agent still heartbeating under that id.
+    async fn registration_expiry(&self, id: AgentId) -> Result<Option<i64>>;
     /// Every object key some segment-index row still references (the sweeper deletes the others).
     async fn referenced_objects(&self) -> Result<Vec<String>>;
 }

@@ -429,6 +429,10 @@ for_every_backend! {
             Q::<DB>::live_agents(&mut *self.conn().await?, self.clock.now_ms()).await
         }
 
+        async fn registration_expiry(&self, id: AgentId) -> Result<Option<i64>> {
+            Q::<DB>::registration_expiry(&mut *self.conn().await?, id).await
+        }
+
         async fn referenced_objects(&self) -> Result<Vec<String>> {
             Q::<DB>::referenced_objects(&mut *self.conn().await?).await
         }

@@ -17,6 +17,7 @@ const DEREGISTER: &str = "DELETE FROM agents WHERE id = $1";
 /// `$1` now: live while the registration has not expired, as leases are.
 const LIVE: &str = "SELECT id, host, port, zone, agent_group FROM agents \
      WHERE expires_at_ms > $1 ORDER BY id";
+const EXPIRY: &str = "SELECT expires_at_ms FROM agents WHERE id = $1";
 const REFERENCED_OBJECTS: &str = "SELECT DISTINCT object_key FROM segments";
 
 impl<DB> Queries<DB>
@@ -71,6 +72,11 @@ where
                 })
             })
             .collect()
+    }
+
+    pub(crate) async fn registration_expiry(conn: &mut DB::Connection, id: AgentId) -> Result<Option<i64>> {
+        let row = sqlx::query(EXPIRY).bind(id).fetch_optional(&mut *conn).await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     /// Sorted in Rust, not by ORDER BY, so both backends agree on the order whatever PostgreSQL's

@@ -19,7 +19,10 @@ const INSERT_CONFIG: &str = "INSERT INTO topic_configs (topic_id, key, value) VA
 const INSERT_PARTITION: &str = "INSERT INTO partitions (topic_id, partition_index) VALUES ($1, $2)";
 const UPDATE_PARTITION_COUNT: &str = "UPDATE topics SET partitions = $2 WHERE id = $1";
 /// Children first: the foreign keys do not cascade.
-const DELETE_TOPIC: [&str; 6] = [
+/// Committed offsets go with the topic (they are keyed by its name), so a topic created again under
+/// the same name starts without the old topic's positions.
+const DELETE_TOPIC: [&str; 7] = [
+    "DELETE FROM group_offsets WHERE topic = (SELECT name FROM topics WHERE id = $1)",
     "DELETE FROM producer_state WHERE topic_id = $1",
     "DELETE FROM segments WHERE topic_id = $1",
     "DELETE FROM leader_epochs WHERE topic_id = $1",

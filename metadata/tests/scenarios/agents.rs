@@ -50,8 +50,15 @@ pub async fn agent_registration_and_expiry(store: &dyn MetadataStore, clock: &Ma
 
     // Registering again is the heartbeat: it revives the agent and pushes its expiry on.
     store.register_agent(&first, TTL).await.unwrap();
+    let expiry = store.registration_expiry(1).await.unwrap();
+    assert!(expiry.is_some());
     clock.advance(TTL * 8 / 10);
     store.register_agent(&first, TTL).await.unwrap();
+    assert!(
+        store.registration_expiry(1).await.unwrap() > expiry,
+        "a heartbeat moves the expiry on"
+    );
+    assert_eq!(store.registration_expiry(2).await.unwrap(), None);
     clock.advance(TTL * 8 / 10);
     assert_eq!(
         store.live_agents().await.unwrap(),

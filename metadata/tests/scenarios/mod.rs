@@ -269,7 +269,28 @@ pub async fn delete_topic_removes_partition_data(store: &dyn MetadataStore, _clo
         [CommitOutcome::Committed { high_watermark: 10 }]
     );
 
+    let group_epoch = store
+        .acquire_group_lease(1, "reader", TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    let kept = groups::offset("kept", 0, 5, None);
+    store
+        .commit_offsets(
+            1,
+            group_epoch,
+            "reader",
+            &[groups::offset("doomed", 0, 7, None), kept.clone()],
+        )
+        .await
+        .unwrap();
+
     store.delete_topic("doomed").await.unwrap();
+    assert_eq!(
+        store.fetch_offsets("reader").await.unwrap(),
+        [kept],
+        "the deleted topic's committed offsets went with it"
+    );
     assert_eq!(store.partition_state(id).await.unwrap(), None);
     assert!(all_segments(store, id).await.is_empty());
     assert!(store.producer_states(id).await.unwrap().is_empty());
