@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::context::{AgentContext, Shared};
 use crate::error::BrokerError;
 use crate::partition::table::PartitionTable;
 use crate::partition::writer::WriteQueue;
-use crate::cluster::Cluster;
 use crate::{groups, leases, partition, server, sweeper};
 use streamhouse_metadata::{AgentInfo, MetadataError, MetadataStore};
 
@@ -54,9 +54,7 @@ impl Agent {
             // Port 0 binds a random port: advertise the real one.
             config.advertised_address = Some(local_addr.to_string());
         }
-        let advertised = config
-            .advertised()
-            .map_err(|e| BrokerError::Metadata(streamhouse_metadata::MetadataError::invalid(e)))?;
+        let advertised = config.advertised().map_err(|e| BrokerError::Metadata(streamhouse_metadata::MetadataError::invalid(e)))?;
         let metadata = streamhouse_metadata::open(&config.metadata_url()).await?;
         refuse_a_live_agent_id(metadata.as_ref(), config.agent_id, config.lease_ttl()).await?;
         let objects = Arc::new(CachedStore::new(objects, config.read_cache_bytes as u64));

@@ -119,15 +119,11 @@ pub struct Config {
 
 impl Config {
     pub fn metadata_url(&self) -> String {
-        self.metadata_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("metadata.db").display()))
+        self.metadata_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("metadata.db").display()))
     }
 
     pub fn object_store_url(&self) -> String {
-        self.object_store_url
-            .clone()
-            .unwrap_or_else(|| format!("file://{}", self.data_dir.join("objects").display()))
+        self.object_store_url.clone().unwrap_or_else(|| format!("file://{}", self.data_dir.join("objects").display()))
     }
 
     /// The advertised (host, port), from --advertised-address or else --listen.
@@ -135,12 +131,8 @@ impl Config {
         let Some(addr) = &self.advertised_address else {
             return Ok((self.listen.ip().to_string(), i32::from(self.listen.port())));
         };
-        let (host, port) = addr
-            .rsplit_once(':')
-            .ok_or_else(|| format!("--advertised-address '{addr}' must be host:port"))?;
-        let port = port
-            .parse::<u16>()
-            .map_err(|_| format!("--advertised-address '{addr}' has a bad port"))?;
+        let (host, port) = addr.rsplit_once(':').ok_or_else(|| format!("--advertised-address '{addr}' must be host:port"))?;
+        let port = port.parse::<u16>().map_err(|_| format!("--advertised-address '{addr}' has a bad port"))?;
         Ok((host.trim_matches(['[', ']']).to_string(), i32::from(port)))
     }
 

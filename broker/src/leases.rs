@@ -121,8 +121,8 @@ pub async fn round(ctx: &AgentContext, rounds: &mut Rounds) -> Result<()> {
         *orphaned += 1;
         let Some(topic) = by_id.get(&s.id.topic_id) else { continue };
         // An orphan may be taken by any agent, but only of the topic's agent group.
-        let ours_to_take = target.get(&s.id) == Some(&ctx.agent_id)
-            || (*orphaned > ORPHAN_ROUNDS && agent_group_of(topic) == ctx.cluster.me.group);
+        let ours_to_take =
+            target.get(&s.id) == Some(&ctx.agent_id) || (*orphaned > ORPHAN_ROUNDS && agent_group_of(topic) == ctx.cluster.me.group);
         if ours_to_take {
             acquire(ctx, &topic.name, s.id, ttl).await?;
         }

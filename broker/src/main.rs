@@ -35,10 +35,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    info!(
-        "StreamHouse agent listening on {}, metadata at {metadata_url}, objects at {object_store_url}",
-        agent.local_addr()
-    );
+    info!("StreamHouse agent listening on {}, metadata at {metadata_url}, objects at {object_store_url}", agent.local_addr());
     stop.await;
     agent.shutdown().await;
     ExitCode::SUCCESS

@@ -32,9 +32,14 @@ async fn produce_works(agent: &TestAgent, topic: &str) -> i16 {
             .with_name(TopicName(StrBytes::from_string(topic.to_string())))
             .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch(&[b"ok"], None)))]),
     ]);
-    c.send(3, &MetadataRequest::default().with_topics(Some(vec![
-        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.to_string())))),
-    ]))).await;
+    c.send(
+        3,
+        &MetadataRequest::default().with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(topic.to_string())))),
+        ])),
+    )
+    .await;
     c.send(7, &req).await.responses[0].partition_responses[0].error_code
 }
 
@@ -47,13 +52,20 @@ async fn hostile_frames_close_only_their_connection() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("length over the cap", 2_000_000_000i32.to_be_bytes().to_vec()),
         ("negative length", (-5i32).to_be_bytes().to_vec()),
-        ("truncated frame", { let mut f = frame(&[0, 3, 0, 9, 0, 0, 0, 1, 0, 0]); f.truncate(8); f }),
+        ("truncated frame", {
+            let mut f = frame(&[0, 3, 0, 9, 0, 0, 0, 1, 0, 0]);
+            f.truncate(8);
+            f
+        }),
         ("header shorter than its prefix", frame(&[0, 3, 0])),
         ("unknown api key", frame(&[0x27, 0x0f, 0, 0, 0, 0, 0, 1, 0xff, 0xff])),
         ("unsupported Produce version", frame(&[0, 0, 0, 99, 0, 0, 0, 1, 0xff, 0xff])),
         ("metadata body cut short", frame(&[0, 3, 0, 4, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 5, 0, 3])),
         // Produce v3 claiming i32::MAX topics: the codec would size a Vec from it.
-        ("huge array count", frame(&[0, 0, 0, 3, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 0, 0, 10, 0x7f, 0xff, 0xff, 0xff, 0, 1, b'a'])),
+        (
+            "huge array count",
+            frame(&[0, 0, 0, 3, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 0, 0, 10, 0x7f, 0xff, 0xff, 0xff, 0, 1, b'a']),
+        ),
         // Metadata v9 (flexible) with a compact array count of u32::MAX - 1.
         ("huge compact array count", frame(&[0, 3, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0xff, 0x0f])),
     ];
@@ -109,11 +121,11 @@ async fn bad_batches_get_partition_errors() {
     let mut bad_magic = BytesMut::from(&good[..]);
     bad_magic[16] = 1;
     let cases = [
-        (bad_crc.freeze(), 2i16, 0),            // CORRUPT_MESSAGE
-        (good.slice(..30), 2, 0),               // truncated: CORRUPT_MESSAGE
-        (bad_magic.freeze(), 43, 0),            // UNSUPPORTED_FOR_MESSAGE_FORMAT
-        (good.clone(), 3, 7),                   // unknown partition: UNKNOWN_TOPIC_OR_PARTITION
-        (good.clone(), 3, -1),                  // negative partition
+        (bad_crc.freeze(), 2i16, 0), // CORRUPT_MESSAGE
+        (good.slice(..30), 2, 0),    // truncated: CORRUPT_MESSAGE
+        (bad_magic.freeze(), 43, 0), // UNSUPPORTED_FOR_MESSAGE_FORMAT
+        (good.clone(), 3, 7),        // unknown partition: UNKNOWN_TOPIC_OR_PARTITION
+        (good.clone(), 3, -1),       // negative partition
     ];
     for (records, code, partition) in cases {
         let req = ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![
@@ -150,13 +162,20 @@ async fn partition_counts_are_bounded() {
     let agent = TestAgent::start(&["--max-partitions-per-topic", "100", "--max-partitions", "150"]).await;
     let mut c = agent.client().await;
     let name = |s: &str| TopicName(StrBytes::from_string(s.to_string()));
-    let create = |topic: &str, n: i32| CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(name(topic)).with_num_partitions(n).with_replication_factor(-1)]);
+    let create = |topic: &str, n: i32| {
+        CreateTopicsRequest::default()
+            .with_topics(vec![CreatableTopic::default().with_name(name(topic)).with_num_partitions(n).with_replication_factor(-1)])
+    };
     let r = c.send(7, &create("huge", 2_000_000_000)).await;
     assert_eq!(r.topics[0].error_code, ResponseError::InvalidPartitions.code());
     assert_eq!(c.send(7, &create("big", 100)).await.topics[0].error_code, 0);
     let r = c.send(7, &create("more", 60)).await;
     assert_eq!(r.topics[0].error_code, ResponseError::PolicyViolation.code(), "160 partitions in a cluster capped at 150");
-    let grow = |topic: &str, n: i32| CreatePartitionsRequest::default().with_timeout_ms(5000).with_topics(vec![CreatePartitionsTopic::default().with_name(name(topic)).with_count(n)]);
+    let grow = |topic: &str, n: i32| {
+        CreatePartitionsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![CreatePartitionsTopic::default().with_name(name(topic)).with_count(n)])
+    };
     assert_eq!(c.send(3, &grow("big", 101)).await.results[0].error_code, ResponseError::InvalidPartitions.code());
     let md = c.send(12, &MetadataRequest::default().with_topics(None)).await;
     let names: Vec<_> = md.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();

@@ -20,9 +20,14 @@ fn name(s: &str) -> TopicName {
 
 /// Partition -> leader id, as an agent's Metadata reports it.
 async fn leaders(c: &mut RawClient, topic: &str) -> Vec<i32> {
-    let r = c.send(12, &MetadataRequest::default().with_topics(Some(vec![
-        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic))),
-    ]))).await;
+    let r = c
+        .send(
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic))),
+            ])),
+        )
+        .await;
     let mut parts: Vec<_> = r.topics[0].partitions.iter().map(|p| (p.partition_index, p.leader_id.0)).collect();
     parts.sort();
     parts.into_iter().map(|(_, l)| l).collect()
@@ -51,7 +56,13 @@ async fn produce(c: &mut RawClient, topic: &str, partition: i32, value: &[u8]) -
 async fn partitions_balance_hand_off_and_move_back() {
     let a = TestAgent::start(&["--agent-id", "1", "--lease-ttl-ms", "600"]).await;
     let mut ca = a.client().await;
-    let r = ca.send(7, &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(name("shared")).with_num_partitions(4).with_replication_factor(-1)])).await;
+    let r = ca
+        .send(
+            7,
+            &CreateTopicsRequest::default()
+                .with_topics(vec![CreatableTopic::default().with_name(name("shared")).with_num_partitions(4).with_replication_factor(-1)]),
+        )
+        .await;
     assert_eq!(r.topics[0].error_code, 0);
     assert_eq!(leaders(&mut ca, "shared").await, vec![1, 1, 1, 1], "alone, agent 1 leads everything");
 
@@ -72,7 +83,9 @@ async fn partitions_balance_hand_off_and_move_back() {
 
     // Agent 1 does not lead that partition but serves its committed data from the objects.
     let fetch = FetchRequest::default().with_max_wait_ms(1000).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
-        FetchTopic::default().with_topic(name("shared")).with_partitions(vec![FetchPartition::default().with_partition(on_b).with_fetch_offset(0).with_partition_max_bytes(1 << 20)]),
+        FetchTopic::default()
+            .with_topic(name("shared"))
+            .with_partitions(vec![FetchPartition::default().with_partition(on_b).with_fetch_offset(0).with_partition_max_bytes(1 << 20)]),
     ]);
     let r = ca.send(11, &fetch).await;
     let p = &r.responses[0].partitions[0];
@@ -94,14 +107,22 @@ async fn partitions_balance_hand_off_and_move_back() {
 async fn a_follower_never_answers_out_of_range_from_a_stale_view() {
     let a = TestAgent::start(&["--agent-id", "1"]).await;
     let mut ca = a.client().await;
-    let r = ca.send(7, &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(name("stale")).with_num_partitions(1).with_replication_factor(-1)])).await;
+    let r = ca
+        .send(
+            7,
+            &CreateTopicsRequest::default()
+                .with_topics(vec![CreatableTopic::default().with_name(name("stale")).with_num_partitions(1).with_replication_factor(-1)]),
+        )
+        .await;
     assert_eq!(r.topics[0].error_code, 0);
     // Another agent group: agent 2 never takes the partition, it only serves reads of it.
     let b = a.join(&["--agent-id", "2", "--agent-group", "readers"]).await;
     let mut cb = b.client().await;
     let fetch_at = |offset: i64| {
         FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![
-            FetchTopic::default().with_topic(name("stale")).with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20)]),
+            FetchTopic::default().with_topic(name("stale")).with_partitions(vec![
+                FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20),
+            ]),
         ])
     };
     let r = cb.send(11, &fetch_at(0)).await;
@@ -124,7 +145,19 @@ async fn a_second_agent_with_a_live_id_refuses_to_start() {
     let data = dir.path().to_string_lossy().to_string();
     let meta = format!("sqlite://{}", a.dir.path().join("metadata.db").display());
     let objects = format!("file://{}", a.dir.path().join("objects").display());
-    let args = ["streamhouse", "--data-dir", &data, "--metadata-url", &meta, "--object-store-url", &objects, "--agent-id", "5", "--lease-ttl-ms", "600"];
+    let args = [
+        "streamhouse",
+        "--data-dir",
+        &data,
+        "--metadata-url",
+        &meta,
+        "--object-store-url",
+        &objects,
+        "--agent-id",
+        "5",
+        "--lease-ttl-ms",
+        "600",
+    ];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let refused = streamhouse::agent::Agent::start(streamhouse::config::Config::parse_from(args), listener).await;
     let message = refused.err().map(|e| e.to_string()).unwrap_or_default();

@@ -6,12 +6,12 @@ mod common;
 
 use common::{TestAgent, batch};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use streamhouse::handlers::ROUTES;
@@ -39,7 +39,11 @@ async fn every_api_answers_every_advertised_version() {
         assert_eq!(r.topics[0].error_code, 0, "CreateTopics v{v}");
     }
     let topic = "created-v7";
-    let topic_id = c.send(12, &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(topic)))]))).await.topics[0].topic_id;
+    let topic_id = c
+        .send(12, &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(topic)))])))
+        .await
+        .topics[0]
+        .topic_id;
 
     for v in versions(ApiKey::ApiVersions) {
         let req = ApiVersionsRequest::default()
@@ -81,7 +85,9 @@ async fn every_api_answers_every_advertised_version() {
     }
     for v in versions(ApiKey::ListOffsets) {
         let req = ListOffsetsRequest::default().with_topics(vec![
-            ListOffsetsTopic::default().with_name(name(topic)).with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)]),
+            ListOffsetsTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)]),
         ]);
         let r = c.send(v, &req).await;
         assert_eq!(r.topics[0].partitions[0].offset, next_offset, "ListOffsets v{v}");
@@ -116,7 +122,9 @@ async fn every_api_answers_every_advertised_version() {
     }
     for v in versions(ApiKey::CreatePartitions) {
         let req = CreatePartitionsRequest::default().with_timeout_ms(5000).with_topics(vec![
-            kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic::default().with_name(name(topic)).with_count(3 + i32::from(v)),
+            kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(name(topic))
+                .with_count(3 + i32::from(v)),
         ]);
         let r = c.send(v, &req).await;
         assert_eq!(r.results[0].error_code, 0, "CreatePartitions v{v}");
@@ -125,7 +133,8 @@ async fn every_api_answers_every_advertised_version() {
     for v in versions(ApiKey::DeleteTopics) {
         let t = format!("created-v{}", v + 1);
         let req = if v >= 6 {
-            DeleteTopicsRequest::default().with_topics(vec![kafka_protocol::messages::delete_topics_request::DeleteTopicState::default().with_name(Some(name(&t)))])
+            DeleteTopicsRequest::default()
+                .with_topics(vec![kafka_protocol::messages::delete_topics_request::DeleteTopicState::default().with_name(Some(name(&t)))])
         } else {
             DeleteTopicsRequest::default().with_topic_names(vec![name(&t)])
         };
@@ -164,7 +173,11 @@ async fn groups_at_every_version(c: &mut common::RawClient, topic: &str) {
                 .with_rebalance_timeout_ms(10_000)
                 .with_member_id(StrBytes::from_string(member.to_string()))
                 .with_protocol_type(StrBytes::from_static_str("consumer"))
-                .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str("range")).with_metadata(bytes::Bytes::from_static(b"m"))])
+                .with_protocols(vec![
+                    JoinGroupRequestProtocol::default()
+                        .with_name(StrBytes::from_static_str("range"))
+                        .with_metadata(bytes::Bytes::from_static(b"m")),
+                ])
         };
         let mut r = c.send(v, &join("")).await;
         if r.error_code == 79 {
@@ -174,36 +187,54 @@ async fn groups_at_every_version(c: &mut common::RawClient, topic: &str) {
         assert_eq!(r.leader, r.member_id);
         let member = r.member_id.clone();
         let sync_v = v.min(*versions(ApiKey::SyncGroup).end());
-        let sync = SyncGroupRequest::default()
-            .with_group_id(group.clone())
-            .with_generation_id(1)
-            .with_member_id(member.clone())
-            .with_assignments(vec![SyncGroupRequestAssignment::default().with_member_id(member.clone()).with_assignment(bytes::Bytes::from_static(b"a"))]);
+        let sync =
+            SyncGroupRequest::default().with_group_id(group.clone()).with_generation_id(1).with_member_id(member.clone()).with_assignments(
+                vec![SyncGroupRequestAssignment::default().with_member_id(member.clone()).with_assignment(bytes::Bytes::from_static(b"a"))],
+            );
         let s = c.send(sync_v, &sync).await;
         assert_eq!((s.error_code, s.assignment.as_ref()), (0, &b"a"[..]), "SyncGroup v{sync_v}");
         let hb_v = v.min(*versions(ApiKey::Heartbeat).end());
-        let h = c.send(hb_v, &HeartbeatRequest::default().with_group_id(group.clone()).with_generation_id(1).with_member_id(member.clone())).await;
+        let h = c
+            .send(hb_v, &HeartbeatRequest::default().with_group_id(group.clone()).with_generation_id(1).with_member_id(member.clone()))
+            .await;
         assert_eq!(h.error_code, 0, "Heartbeat v{hb_v}");
         let commit_v = (v.max(2)).min(*versions(ApiKey::OffsetCommit).end());
         let commit = OffsetCommitRequest::default()
             .with_group_id(group.clone())
             .with_generation_id_or_member_epoch(1)
             .with_member_id(member.clone())
-            .with_topics(vec![OffsetCommitRequestTopic::default().with_name(name(topic)).with_partitions(vec![
-                OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(7).with_committed_metadata(Some(StrBytes::from_static_str("meta"))),
-            ])]);
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default().with_name(name(topic)).with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(7)
+                        .with_committed_metadata(Some(StrBytes::from_static_str("meta"))),
+                ]),
+            ]);
         let oc = c.send(commit_v, &commit).await;
         assert_eq!(oc.topics[0].partitions[0].error_code, 0, "OffsetCommit v{commit_v}");
         let fetch_v = v.clamp(1, *versions(ApiKey::OffsetFetch).end());
         let of = if fetch_v >= 8 {
-            let r = c.send(fetch_v, &OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default().with_group_id(group.clone()).with_topics(Some(vec![
-                OffsetFetchRequestTopics::default().with_name(name(topic)).with_partition_indexes(vec![0, 1]),
-            ]))])).await;
+            let r = c
+                .send(
+                    fetch_v,
+                    &OffsetFetchRequest::default().with_groups(vec![
+                        OffsetFetchRequestGroup::default().with_group_id(group.clone()).with_topics(Some(vec![
+                            OffsetFetchRequestTopics::default().with_name(name(topic)).with_partition_indexes(vec![0, 1]),
+                        ])),
+                    ]),
+                )
+                .await;
             r.groups[0].topics[0].partitions.iter().map(|p| p.committed_offset).collect::<Vec<_>>()
         } else {
-            let r = c.send(fetch_v, &OffsetFetchRequest::default().with_group_id(group.clone()).with_topics(Some(vec![
-                OffsetFetchRequestTopic::default().with_name(name(topic)).with_partition_indexes(vec![0, 1]),
-            ]))).await;
+            let r = c
+                .send(
+                    fetch_v,
+                    &OffsetFetchRequest::default().with_group_id(group.clone()).with_topics(Some(vec![
+                        OffsetFetchRequestTopic::default().with_name(name(topic)).with_partition_indexes(vec![0, 1]),
+                    ])),
+                )
+                .await;
             r.topics[0].partitions.iter().map(|p| p.committed_offset).collect::<Vec<_>>()
         };
         assert_eq!(of, vec![7, -1], "OffsetFetch v{fetch_v}");
@@ -215,7 +246,9 @@ async fn groups_at_every_version(c: &mut common::RawClient, topic: &str) {
         assert!(l.groups.iter().any(|g| g.group_id == group), "ListGroups v{lg_v}");
         let leave_v = v.min(*versions(ApiKey::LeaveGroup).end());
         let leave = if leave_v >= 3 {
-            LeaveGroupRequest::default().with_group_id(group.clone()).with_members(vec![MemberIdentity::default().with_member_id(member.clone())])
+            LeaveGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_members(vec![MemberIdentity::default().with_member_id(member.clone())])
         } else {
             LeaveGroupRequest::default().with_group_id(group.clone()).with_member_id(member.clone())
         };
@@ -223,13 +256,16 @@ async fn groups_at_every_version(c: &mut common::RawClient, topic: &str) {
     }
     for v in versions(ApiKey::OffsetDelete) {
         let req = OffsetDeleteRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g-join-0"))).with_topics(vec![
-            OffsetDeleteRequestTopic::default().with_name(name(topic)).with_partitions(vec![OffsetDeleteRequestPartition::default().with_partition_index(0)]),
+            OffsetDeleteRequestTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![OffsetDeleteRequestPartition::default().with_partition_index(0)]),
         ]);
         let r = c.send(v, &req).await;
         assert_eq!((r.error_code, r.topics[0].partitions[0].error_code), (0, 0), "OffsetDelete v{v}");
     }
     for v in versions(ApiKey::DeleteGroups) {
-        let r = c.send(v, &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(StrBytes::from_string(format!("g-join-{v}")))])).await;
+        let r =
+            c.send(v, &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(StrBytes::from_string(format!("g-join-{v}")))])).await;
         assert_eq!(r.results[0].error_code, 0, "DeleteGroups v{v}");
     }
 }

@@ -47,7 +47,13 @@ async fn failed_puts_fail_later_flushes_and_leave_no_gap() {
     let agent = Agent::start_with_objects(config, listener, flaky.clone()).await.expect("agent");
     let addr = agent.local_addr();
     let mut admin = RawClient::connect(addr).await;
-    admin.send(7, &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(name("flaky")).with_num_partitions(1).with_replication_factor(-1)])).await;
+    admin
+        .send(
+            7,
+            &CreateTopicsRequest::default()
+                .with_topics(vec![CreatableTopic::default().with_name(name("flaky")).with_num_partitions(1).with_replication_factor(-1)]),
+        )
+        .await;
 
     // Eight producers, each sending its own sequence; the store fails for a while in the middle.
     let mut tasks = Vec::new();
@@ -82,7 +88,9 @@ async fn failed_puts_fail_later_flushes_and_leave_no_gap() {
     assert_eq!(offsets, (0..acked.len() as i64).collect::<Vec<_>>(), "acknowledged offsets are dense: no gap, no duplicate");
 
     let fetch = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(16 << 20).with_topics(vec![
-        FetchTopic::default().with_topic(name("flaky")).with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(16 << 20)]),
+        FetchTopic::default()
+            .with_topic(name("flaky"))
+            .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(16 << 20)]),
     ]);
     let r = admin.send(11, &fetch).await;
     let p = &r.responses[0].partitions[0];

@@ -21,7 +21,12 @@ fn name(s: &str) -> TopicName {
 
 async fn create(c: &mut RawClient, topic: &str, partitions: i32) {
     let r = c
-        .send(7, &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(name(topic)).with_num_partitions(partitions).with_replication_factor(-1)]))
+        .send(
+            7,
+            &CreateTopicsRequest::default().with_topics(vec![
+                CreatableTopic::default().with_name(name(topic)).with_num_partitions(partitions).with_replication_factor(-1),
+            ]),
+        )
         .await;
     assert_eq!(r.topics[0].error_code, 0);
 }
@@ -39,9 +44,9 @@ async fn produce(c: &mut RawClient, topic: &str, partition: i32, records: Bytes)
 
 fn fetch_request(topic: &str, partition: i32, offset: i64, wait_ms: i32, max_bytes: i32) -> FetchRequest {
     FetchRequest::default().with_max_wait_ms(wait_ms).with_min_bytes(1).with_max_bytes(max_bytes).with_topics(vec![
-        FetchTopic::default()
-            .with_topic(name(topic))
-            .with_partitions(vec![FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(max_bytes)]),
+        FetchTopic::default().with_topic(name(topic)).with_partitions(vec![
+            FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(max_bytes),
+        ]),
     ])
 }
 
@@ -138,9 +143,13 @@ async fn list_offsets_finds_timestamps_and_ends() {
     // Record timestamps are 1_700_000_000_000 + index within each batch.
     produce(&mut c, "times", 0, batch(&[b"a", b"b", b"c"], None)).await;
     produce(&mut c, "times", 0, batch(&[b"d", b"e"], None)).await;
-    let lookup = |ts: i64| ListOffsetsRequest::default().with_topics(vec![
-        ListOffsetsTopic::default().with_name(name("times")).with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(ts)]),
-    ]);
+    let lookup = |ts: i64| {
+        ListOffsetsRequest::default().with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(name("times"))
+                .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(ts)]),
+        ])
+    };
     let mut answers = Vec::new();
     for ts in [-2, -1, -3, 1_700_000_000_001, 1_700_000_000_002, 1_800_000_000_000] {
         let p = c.send(7, &lookup(ts)).await.topics[0].partitions[0].clone();

@@ -38,16 +38,22 @@ async fn agent_with_slow_puts(put_delay: Duration, extra: &[&str]) -> (Agent, Ar
 }
 
 async fn create_topic(c: &mut RawClient, topic: &str) {
-    let r = c.send(7, &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(name(topic)).with_num_partitions(1).with_replication_factor(-1)])).await;
+    let r = c
+        .send(
+            7,
+            &CreateTopicsRequest::default()
+                .with_topics(vec![CreatableTopic::default().with_name(name(topic)).with_num_partitions(1).with_replication_factor(-1)]),
+        )
+        .await;
     assert_eq!(r.topics[0].error_code, 0);
 }
 
 /// (error code, base offset) of one produce of one record to partition 0.
 async fn produce(c: &mut RawClient, topic: &str, value: &str, producer: Option<(i64, i16, i32)>) -> (i16, i64) {
     let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(15_000).with_topic_data(vec![
-        TopicProduceData::default()
-            .with_name(name(topic))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch(&[value.as_bytes()], producer)))]),
+        TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![
+            PartitionProduceData::default().with_index(0).with_records(Some(batch(&[value.as_bytes()], producer))),
+        ]),
     ]);
     let r = c.send(9, &req).await;
     let p = &r.responses[0].partition_responses[0];

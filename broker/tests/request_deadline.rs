@@ -39,12 +39,17 @@ async fn a_stuck_fetch_is_answered_at_its_deadline_and_does_not_hold_back_later_
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let agent = Agent::start_with_objects(config, listener, store.clone()).await.expect("agent");
     let mut c = RawClient::connect(agent.local_addr()).await;
-    c.send(7, &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(name("stuck")).with_num_partitions(1).with_replication_factor(-1)])).await;
+    c.send(
+        7,
+        &CreateTopicsRequest::default()
+            .with_topics(vec![CreatableTopic::default().with_name(name("stuck")).with_num_partitions(1).with_replication_factor(-1)]),
+    )
+    .await;
     for value in ["first", "second"] {
         let produce = ProduceRequest::default().with_acks(-1).with_timeout_ms(5_000).with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(name("stuck"))
-                .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch(&[value.as_bytes()], None)))]),
+            TopicProduceData::default().with_name(name("stuck")).with_partition_data(vec![
+                PartitionProduceData::default().with_index(0).with_records(Some(batch(&[value.as_bytes()], None))),
+            ]),
         ]);
         let r = c.send(9, &produce).await;
         assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
@@ -52,7 +57,9 @@ async fn a_stuck_fetch_is_answered_at_its_deadline_and_does_not_hold_back_later_
 
     store.set_get(Fault::Hang);
     let fetch = FetchRequest::default().with_max_wait_ms(MAX_WAIT_MS).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
-        FetchTopic::default().with_topic(name("stuck")).with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20)]),
+        FetchTopic::default()
+            .with_topic(name("stuck"))
+            .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20)]),
     ]);
     let t0 = Instant::now();
     let mut pipelined = c.frame(11, &fetch).to_vec();
@@ -66,9 +73,13 @@ async fn a_stuck_fetch_is_answered_at_its_deadline_and_does_not_hold_back_later_
     assert!(quick.elapsed() < Duration::from_secs(1), "another connection waited {:?}", quick.elapsed());
 
     let answer_within = FETCH_BOUND + Duration::from_secs(5);
-    let mut fetched = tokio::time::timeout(answer_within, c.read_frame()).await.expect("the fetch is answered in time").expect("an answer, not a close");
+    let mut fetched =
+        tokio::time::timeout(answer_within, c.read_frame()).await.expect("the fetch is answered in time").expect("an answer, not a close");
     let fetch_answered = t0.elapsed();
-    let mut listed = tokio::time::timeout(answer_within, c.read_frame()).await.expect("the metadata request is answered in time").expect("an answer, not a close");
+    let mut listed = tokio::time::timeout(answer_within, c.read_frame())
+        .await
+        .expect("the metadata request is answered in time")
+        .expect("an answer, not a close");
     let metadata_answered = t0.elapsed();
 
     let header = ResponseHeader::decode(&mut fetched, ApiKey::Fetch.response_header_version(11)).expect("header");
@@ -85,7 +96,11 @@ async fn a_stuck_fetch_is_answered_at_its_deadline_and_does_not_hold_back_later_
     assert_eq!(header.correlation_id, 5);
     let md = MetadataResponse::decode(&mut listed, 12).expect("metadata response decodes");
     assert!(md.topics.iter().any(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some("stuck")));
-    assert!(metadata_answered - fetch_answered < Duration::from_secs(1), "the later request waited {:?} after the fetch", metadata_answered - fetch_answered);
+    assert!(
+        metadata_answered - fetch_answered < Duration::from_secs(1),
+        "the later request waited {:?} after the fetch",
+        metadata_answered - fetch_answered
+    );
 
     store.set_get(Fault::None);
     let r = c.send(11, &fetch).await;

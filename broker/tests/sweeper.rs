@@ -19,7 +19,12 @@ async fn unreferenced_objects_are_swept_referenced_ones_kept() {
     let agent = TestAgent::start(&["--sweep-grace-secs", "0", "--sweep-interval-secs", "0"]).await;
     let mut c = agent.client().await;
     for topic in ["kept", "doomed"] {
-        c.send(7, &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(name(topic)).with_num_partitions(1).with_replication_factor(-1)])).await;
+        c.send(
+            7,
+            &CreateTopicsRequest::default()
+                .with_topics(vec![CreatableTopic::default().with_name(name(topic)).with_num_partitions(1).with_replication_factor(-1)]),
+        )
+        .await;
         let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
             TopicProduceData::default()
                 .with_name(name(topic))
@@ -31,9 +36,14 @@ async fn unreferenced_objects_are_swept_referenced_ones_kept() {
     assert_eq!(ctx.objects.list(SEGMENTS_PREFIX).await.expect("list").len(), 2, "one object per flush");
     assert_eq!(sweeper::sweep(&ctx).await.expect("sweep"), 0, "everything is referenced");
 
-    let r = c.send(6, &DeleteTopicsRequest::default().with_topics(vec![
-        kafka_protocol::messages::delete_topics_request::DeleteTopicState::default().with_name(Some(name("doomed"))),
-    ])).await;
+    let r = c
+        .send(
+            6,
+            &DeleteTopicsRequest::default().with_topics(vec![
+                kafka_protocol::messages::delete_topics_request::DeleteTopicState::default().with_name(Some(name("doomed"))),
+            ]),
+        )
+        .await;
     assert_eq!(r.responses[0].error_code, 0);
     assert_eq!(sweeper::sweep(&ctx).await.expect("sweep"), 1, "the deleted topic's object goes");
     let left = ctx.objects.list(SEGMENTS_PREFIX).await.expect("list");

@@ -19,9 +19,7 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
         // A clock before 1970 or past year 292 million is not worth an error path: clamp instead.
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     }
 }
 
@@ -33,9 +31,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(now_ms: i64) -> Self {
-        Self {
-            now_ms: AtomicI64::new(now_ms),
-        }
+        Self { now_ms: AtomicI64::new(now_ms) }
     }
 
     pub fn advance(&self, by: Duration) {

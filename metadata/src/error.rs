@@ -50,11 +50,7 @@ pub struct MetadataError {
 
 impl MetadataError {
     pub fn new(kind: MetadataErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            source: None,
-        }
+        Self { kind, message: message.into(), source: None }
     }
 
     pub fn fenced(message: impl Into<String>) -> Self {
@@ -107,20 +103,11 @@ impl From<sqlx::Error> for MetadataError {
         let kind = match &err {
             E::Database(db) => database_error_kind(db.as_ref()),
             E::RowNotFound => MetadataErrorKind::NotFound,
-            E::Io(_)
-            | E::Tls(_)
-            | E::PoolTimedOut
-            | E::PoolClosed
-            | E::WorkerCrashed
-            | E::BeginFailed => MetadataErrorKind::Unavailable,
-            E::Configuration(_) | E::InvalidArgument(_) | E::Encode(_) => {
-                MetadataErrorKind::Invalid
-            }
+            E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::BeginFailed => MetadataErrorKind::Unavailable,
+            E::Configuration(_) | E::InvalidArgument(_) | E::Encode(_) => MetadataErrorKind::Invalid,
             E::Migrate(m) => match m.as_ref() {
-                sqlx::migrate::MigrateError::Execute(inner)
-                | sqlx::migrate::MigrateError::ExecuteMigration(inner, _) => {
-                    return Self::new(database_or_corrupt(inner), "running migrations failed")
-                        .with_source(err);
+                sqlx::migrate::MigrateError::Execute(inner) | sqlx::migrate::MigrateError::ExecuteMigration(inner, _) => {
+                    return Self::new(database_or_corrupt(inner), "running migrations failed").with_source(err);
                 }
                 // The database was migrated by a different build of this crate: not ours to fix.
                 _ => MetadataErrorKind::Corrupt,
@@ -147,10 +134,7 @@ fn database_error_kind(err: &dyn sqlx::error::DatabaseError) -> MetadataErrorKin
     match err.kind() {
         K::UniqueViolation => return MetadataErrorKind::Conflict,
         // The schema refused the write: the request (or the code building it) is wrong.
-        K::ForeignKeyViolation
-        | K::NotNullViolation
-        | K::CheckViolation
-        | K::ExclusionViolation => {
+        K::ForeignKeyViolation | K::NotNullViolation | K::CheckViolation | K::ExclusionViolation => {
             return MetadataErrorKind::Invalid;
         }
         _ => {}
@@ -171,9 +155,7 @@ fn database_error_kind(err: &dyn sqlx::error::DatabaseError) -> MetadataErrorKin
             // serialization failure, deadlock, lock not available: the transaction may be retried.
             "40001" | "40P01" | "55P03" => MetadataErrorKind::Unavailable,
             // connection exceptions, insufficient resources, operator intervention (shutdown).
-            c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57") => {
-                MetadataErrorKind::Unavailable
-            }
+            c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57") => MetadataErrorKind::Unavailable,
             // bad credentials, unknown database: the URL is wrong, retrying will not help.
             c if c.starts_with("28") || c == "3D000" => MetadataErrorKind::Invalid,
             // Anything else (syntax, undefined column, data corrupted) will fail again the same way.

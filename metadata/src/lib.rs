@@ -126,7 +126,9 @@ pub struct PartitionCommit {
 /// How one partition of a flush ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitOutcome {
-    Committed { high_watermark: i64 },
+    Committed {
+        high_watermark: i64,
+    },
     /// Another agent holds a newer epoch (or the lease lapsed): nothing of this partition was written.
     Fenced,
 }
@@ -304,9 +306,7 @@ impl<T: TopicStore + LeaseStore + SegmentStore + ProducerStore + ClusterStore + 
 pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
     match url.split_once("://") {
         Some(("sqlite", path)) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
-        Some(("postgres" | "postgresql", _)) => {
-            Ok(Arc::new(postgres::PostgresStore::open(url).await?))
-        }
+        Some(("postgres" | "postgresql", _)) => Ok(Arc::new(postgres::PostgresStore::open(url).await?)),
         _ => Err(MetadataError::invalid(format!(
             "unsupported metadata URL '{url}': use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
         ))),

@@ -53,19 +53,15 @@ impl PostgresStore {
 
     /// Like [`open`](Self::open), reading lease time from `clock`.
     pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| {
-            MetadataError::invalid(format!("bad PostgreSQL URL '{}'", redact(url))).with_source(e)
-        })?;
-        let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| {
-                let err = MetadataError::from(e);
-                MetadataError::new(err.kind(), format!("cannot connect to {}", redact(url)))
-                    .with_source(err)
-            })?;
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| MetadataError::invalid(format!("bad PostgreSQL URL '{}'", redact(url))).with_source(e))?;
+        let pool =
+            PgPoolOptions::new().max_connections(MAX_CONNECTIONS).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await.map_err(
+                |e| {
+                    let err = MetadataError::from(e);
+                    MetadataError::new(err.kind(), format!("cannot connect to {}", redact(url))).with_source(err)
+                },
+            )?;
         Self::new(pool, clock).await
     }
 }
@@ -82,9 +78,7 @@ impl Backend for Postgres {
 
     /// One snapshot for reads of more than one statement.
     async fn read(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
-        Ok(pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await?)
+        Ok(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?)
     }
 
     /// Autocommit statements, not one transaction: each is complete on its own, and committing
@@ -124,18 +118,9 @@ mod tests {
                 .join("\n")
         };
         let pairs = [
-            (
-                include_str!("../migrations/sqlite/0001_initial.sql"),
-                include_str!("../migrations/postgres/0001_initial.sql"),
-            ),
-            (
-                include_str!("../migrations/sqlite/0002_groups.sql"),
-                include_str!("../migrations/postgres/0002_groups.sql"),
-            ),
-            (
-                include_str!("../migrations/sqlite/0003_agents.sql"),
-                include_str!("../migrations/postgres/0003_agents.sql"),
-            ),
+            (include_str!("../migrations/sqlite/0001_initial.sql"), include_str!("../migrations/postgres/0001_initial.sql")),
+            (include_str!("../migrations/sqlite/0002_groups.sql"), include_str!("../migrations/postgres/0002_groups.sql")),
+            (include_str!("../migrations/sqlite/0003_agents.sql"), include_str!("../migrations/postgres/0003_agents.sql")),
         ];
         for (sqlite, postgres) in pairs {
             assert_eq!(statements(sqlite), statements(postgres));
@@ -145,14 +130,8 @@ mod tests {
 
     #[test]
     fn redact_hides_only_the_password() {
-        assert_eq!(
-            redact("postgres://sh:secret@db:5432/meta?sslmode=require"),
-            "postgres://sh:***@db:5432/meta?sslmode=require"
-        );
-        assert_eq!(
-            redact("postgres://postgres@127.0.0.1/x"),
-            "postgres://postgres@127.0.0.1/x"
-        );
+        assert_eq!(redact("postgres://sh:secret@db:5432/meta?sslmode=require"), "postgres://sh:***@db:5432/meta?sslmode=require");
+        assert_eq!(redact("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
     }
 }

@@ -16,9 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, Transaction};
 
 use crate::clock::{Clock, SystemClock};
@@ -47,11 +45,7 @@ impl SqliteStore {
     /// Like [`open`](Self::open), reading lease time from `clock`.
     pub async fn open_with_clock(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Self> {
         let path = path.as_ref();
-        let pool = if path == Path::new(":memory:") {
-            open_memory().await?
-        } else {
-            open_file(path).await?
-        };
+        let pool = if path == Path::new(":memory:") { open_memory().await? } else { open_file(path).await? };
         Self::new(pool, clock).await
     }
 }
@@ -79,15 +73,12 @@ impl Backend for Sqlite {
 async fn open_file(path: &Path) -> Result<SqlitePool> {
     let text = path.to_string_lossy();
     if text.is_empty() || text.contains('?') {
-        return Err(MetadataError::invalid(format!(
-            "bad SQLite path '{text}': give a file path, without URL parameters"
-        )));
+        return Err(MetadataError::invalid(format!("bad SQLite path '{text}': give a file path, without URL parameters")));
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(dir).await.map_err(|e| {
-            MetadataError::unavailable(format!("cannot create directory {}", dir.display()))
-                .with_source(e)
-        })?;
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| MetadataError::unavailable(format!("cannot create directory {}", dir.display())).with_source(e))?;
     }
     let options = SqliteConnectOptions::new()
         .filename(path)
@@ -96,11 +87,7 @@ async fn open_file(path: &Path) -> Result<SqlitePool> {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_with(options)
-        .await?;
+    let pool = SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await?;
     Ok(pool)
 }
 
@@ -131,34 +118,10 @@ mod tests {
         let mut conn = store.conn().await.unwrap();
         let text = |sql: &'static str| sqlx::query_scalar::<_, String>(sql);
         let int = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
-        assert_eq!(
-            text("PRAGMA journal_mode")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap(),
-            "wal"
-        );
+        assert_eq!(text("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap(), "wal");
         // synchronous: 2 is FULL.
-        assert_eq!(
-            int("PRAGMA synchronous")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap(),
-            2
-        );
-        assert_eq!(
-            int("PRAGMA foreign_keys")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            int("PRAGMA busy_timeout")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap(),
-            5000
-        );
+        assert_eq!(int("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap(), 2);
+        assert_eq!(int("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap(), 1);
+        assert_eq!(int("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap(), 5000);
     }
 }

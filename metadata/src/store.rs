@@ -14,17 +14,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::pool::PoolConnection;
-use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type,
-};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Transaction, Type};
 use uuid::Uuid;
 
 use crate::clock::{Clock, duration_ms};
 use crate::queries::{Queries as Q, new_cluster_id};
 use crate::{
-    AgentId, AgentInfo, AgentStore, ClusterStore, CommitOutcome, CommittedOffset, GroupState,
-    GroupStore, Lease, LeaseStore, MetadataError, NewTopic, PartitionCommit, PartitionId,
-    PartitionState, ProducerState, ProducerStore, Result, SegmentRef, SegmentStore, Topic,
+    AgentId, AgentInfo, AgentStore, ClusterStore, CommitOutcome, CommittedOffset, GroupState, GroupStore, Lease, LeaseStore, MetadataError,
+    NewTopic, PartitionCommit, PartitionId, PartitionState, ProducerState, ProducerStore, Result, SegmentRef, SegmentStore, Topic,
     TopicStore,
 };
 
@@ -46,9 +43,7 @@ pub trait Backend: Database<Connection: Migrate> {
 
     /// Where writes run whose every statement is complete on its own (renewing and releasing all of
     /// an agent's leases, taking a group lease): in one transaction, or each statement on its own.
-    fn standalone_writes(
-        pool: &Pool<Self>,
-    ) -> impl Future<Output = Result<Statements<Self>>> + Send;
+    fn standalone_writes(pool: &Pool<Self>) -> impl Future<Output = Result<Statements<Self>>> + Send;
 }
 
 /// Where the statements of one store operation run. Derefs to their connection.
@@ -103,10 +98,7 @@ pub struct SqlStore<DB: Database> {
 /// By hand: a derive would ask for `DB: Clone`, which sqlx's database types are not.
 impl<DB: Database> Clone for SqlStore<DB> {
     fn clone(&self) -> Self {
-        Self {
-            pool: self.pool.clone(),
-            clock: self.clock.clone(),
-        }
+        Self { pool: self.pool.clone(), clock: self.clock.clone() }
     }
 }
 
@@ -123,24 +115,17 @@ impl<DB: Backend> SqlStore<DB> {
 
     /// Runs `f` in a write transaction ([`Backend::write`]).
     async fn write<T>(&self, f: impl AsyncFnOnce(&mut DB::Connection) -> Result<T>) -> Result<T> {
-        Statements::Transaction(DB::write(&self.pool).await?)
-            .run(f)
-            .await
+        Statements::Transaction(DB::write(&self.pool).await?).run(f).await
     }
 
     /// Runs `f` in a read transaction ([`Backend::read`]).
     async fn read<T>(&self, f: impl AsyncFnOnce(&mut DB::Connection) -> Result<T>) -> Result<T> {
-        Statements::Transaction(DB::read(&self.pool).await?)
-            .run(f)
-            .await
+        Statements::Transaction(DB::read(&self.pool).await?).run(f).await
     }
 
     /// Runs `f`, whose every statement is complete on its own, as the backend prefers
     /// ([`Backend::standalone_writes`]).
-    async fn standalone_writes<T>(
-        &self,
-        f: impl AsyncFnOnce(&mut DB::Connection) -> Result<T>,
-    ) -> Result<T> {
+    async fn standalone_writes<T>(&self, f: impl AsyncFnOnce(&mut DB::Connection) -> Result<T>) -> Result<T> {
         DB::standalone_writes(&self.pool).await?.run(f).await
     }
 }

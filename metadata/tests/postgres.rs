@@ -14,10 +14,7 @@ use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 use streamhouse_metadata::postgres::PostgresStore;
-use streamhouse_metadata::{
-    CommittedOffset, GroupStore, LeaseStore, ManualClock, MetadataErrorKind, MetadataStore,
-    ProducerStore,
-};
+use streamhouse_metadata::{CommittedOffset, GroupStore, LeaseStore, ManualClock, MetadataErrorKind, MetadataStore, ProducerStore};
 
 const URL_VAR: &str = "STREAMHOUSE_TEST_POSTGRES_URL";
 const SKIP_VAR: &str = "STREAMHOUSE_SKIP_POSTGRES";
@@ -31,10 +28,7 @@ fn server_url() -> Option<String> {
     }
     if std::env::var(SKIP_VAR).as_deref() == Ok("1") {
         // Straight to stderr, past the test harness's capture, so the skip is seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "postgres test skipped: {URL_VAR} is not set and {SKIP_VAR}=1"
-        );
+        let _ = writeln!(std::io::stderr(), "postgres test skipped: {URL_VAR} is not set and {SKIP_VAR}=1");
         return None;
     }
     panic!(
@@ -52,9 +46,7 @@ fn with_database(url: &str, database: &str) -> String {
         None => (url, String::new()),
     };
     let (scheme, rest) = base.split_once("://").expect("a URL with a scheme");
-    let authority = rest
-        .split_once('/')
-        .map_or(rest, |(authority, _)| authority);
+    let authority = rest.split_once('/').map_or(rest, |(authority, _)| authority);
     format!("{scheme}://{authority}/{database}{params}")
 }
 
@@ -69,32 +61,18 @@ impl TestDb {
     async fn create() -> Option<Self> {
         let server_url = server_url()?;
         let name = format!("sh_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&server_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to {URL_VAR}={server_url}: {e}"));
-        admin
-            .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
+        let mut admin =
+            PgConnection::connect(&server_url).await.unwrap_or_else(|e| panic!("cannot connect to {URL_VAR}={server_url}: {e}"));
+        admin.execute(AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
         admin.close().await.unwrap();
         let url = with_database(&server_url, &name);
-        Some(Self {
-            server_url,
-            name,
-            url,
-        })
+        Some(Self { server_url, name, url })
     }
 
     /// Drops the database; only reached when the test passed, so a failure leaves it to inspect.
     async fn drop_database(self) {
         let mut admin = PgConnection::connect(&self.server_url).await.unwrap();
-        admin
-            .execute(AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            )))
-            .await
-            .unwrap();
+        admin.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).await.unwrap();
         admin.close().await.unwrap();
     }
 }
@@ -109,9 +87,7 @@ impl Fixture {
     async fn new() -> Option<Self> {
         let db = TestDb::create().await?;
         let clock = Arc::new(ManualClock::new(scenarios::START_MS));
-        let store = PostgresStore::open_with_clock(&db.url, clock.clone())
-            .await
-            .unwrap();
+        let store = PostgresStore::open_with_clock(&db.url, clock.clone()).await.unwrap();
         Some(Self { store, clock, db })
     }
 
@@ -158,31 +134,17 @@ async fn concurrent_first_opens_agree() {
         return;
     };
     let opens = (0..4).map(|_| PostgresStore::open(&db.url));
-    let stores: Vec<_> = scenarios::futures_join_all(opens)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let stores: Vec<_> = scenarios::futures_join_all(opens).await.into_iter().map(Result::unwrap).collect();
     let mut cluster_ids = Vec::new();
     for store in &stores {
-        cluster_ids.push(
-            streamhouse_metadata::ClusterStore::cluster_id(store)
-                .await
-                .unwrap(),
-        );
+        cluster_ids.push(streamhouse_metadata::ClusterStore::cluster_id(store).await.unwrap());
     }
     cluster_ids.dedup();
     assert_eq!(cluster_ids.len(), 1, "{cluster_ids:?}");
 
     // Producer ids stay unique across agents (separate pools), allocating concurrently.
-    let allocations = stores
-        .iter()
-        .flat_map(|store| (0..8).map(move |_| store.allocate_producer_id()));
-    let mut ids: Vec<_> = scenarios::futures_join_all(allocations)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let allocations = stores.iter().flat_map(|store| (0..8).map(move |_| store.allocate_producer_id()));
+    let mut ids: Vec<_> = scenarios::futures_join_all(allocations).await.into_iter().map(Result::unwrap).collect();
     ids.sort();
     let first = ids[0];
     assert_eq!(ids, (first..first + 32).collect::<Vec<_>>());
@@ -198,23 +160,15 @@ async fn agents_race_for_leases() {
     let Some(f) = Fixture::new().await else {
         return;
     };
-    let other = PostgresStore::open_with_clock(&f.db.url, f.clock.clone())
-        .await
-        .unwrap();
+    let other = PostgresStore::open_with_clock(&f.db.url, f.clock.clone()).await.unwrap();
     let topic = scenarios::create(&f.store, "race", 1).await;
     let id = scenarios::pid(&topic, 0);
     for round in 1..=10 {
-        let (a, b) = tokio::join!(
-            f.store.acquire_lease(1, id, scenarios::TTL),
-            other.acquire_lease(2, id, scenarios::TTL),
-        );
+        let (a, b) = tokio::join!(f.store.acquire_lease(1, id, scenarios::TTL), other.acquire_lease(2, id, scenarios::TTL),);
         let winners: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
         assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
         assert_eq!(winners[0].leader_epoch, round);
-        let (a, b) = tokio::join!(
-            f.store.acquire_group_lease(1, "g", scenarios::TTL),
-            other.acquire_group_lease(2, "g", scenarios::TTL),
-        );
+        let (a, b) = tokio::join!(f.store.acquire_group_lease(1, "g", scenarios::TTL), other.acquire_group_lease(2, "g", scenarios::TTL),);
         let winners: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
         assert_eq!(winners, [round], "round {round}");
         f.store.release_leases(1).await.unwrap();
@@ -234,9 +188,7 @@ async fn takeover_waits_for_an_in_flight_fenced_commit() {
     let Some(f) = Fixture::new().await else {
         return;
     };
-    let other = PostgresStore::open_with_clock(&f.db.url, f.clock.clone())
-        .await
-        .unwrap();
+    let other = PostgresStore::open_with_clock(&f.db.url, f.clock.clone()).await.unwrap();
     let offset = |partition, offset| CommittedOffset {
         topic: "t".into(),
         partition,
@@ -245,12 +197,7 @@ async fn takeover_waits_for_an_in_flight_fenced_commit() {
         metadata: None,
         commit_timestamp_ms: 0,
     };
-    let old = f
-        .store
-        .acquire_group_lease(1, "g", scenarios::TTL)
-        .await
-        .unwrap()
-        .unwrap();
+    let old = f.store.acquire_group_lease(1, "g", scenarios::TTL).await.unwrap().unwrap();
     let mut big: Vec<_> = (1..3000).map(|p| offset(p, 7)).collect();
     big.push(offset(0, 7));
     let old_agent = f.store.commit_offsets(1, old, "g", &big);
@@ -259,26 +206,15 @@ async fn takeover_waits_for_an_in_flight_fenced_commit() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         // A graceful handoff: the old agent releases, the new one takes the lease at once.
         f.store.release_leases(1).await.unwrap();
-        let new = other
-            .acquire_group_lease(2, "g", scenarios::TTL)
-            .await
-            .unwrap()
-            .expect("released");
+        let new = other.acquire_group_lease(2, "g", scenarios::TTL).await.unwrap().expect("released");
         assert_eq!(new, old + 1);
-        other
-            .commit_offsets(2, new, "g", &[offset(0, -1)])
-            .await
-            .unwrap();
+        other.commit_offsets(2, new, "g", &[offset(0, -1)]).await.unwrap();
     };
     let (old_result, ()) = tokio::join!(old_agent, new_agent);
     old_result.unwrap();
     let offsets = f.store.fetch_offsets("g").await.unwrap();
     assert_eq!(offsets.len(), 3000);
-    assert_eq!(
-        offsets[0],
-        offset(0, -1),
-        "the old coordinator's write landed after the takeover"
-    );
+    assert_eq!(offsets[0], offset(0, -1), "the old coordinator's write landed after the takeover");
     other.close().await;
     f.finish().await;
 }
@@ -297,13 +233,7 @@ async fn bad_urls_are_invalid() {
 
 #[test]
 fn with_database_replaces_only_the_path() {
-    assert_eq!(
-        with_database("postgres://postgres@127.0.0.1:55432/postgres", "x"),
-        "postgres://postgres@127.0.0.1:55432/x"
-    );
-    assert_eq!(
-        with_database("postgresql://u:p@h/db?sslmode=disable", "x"),
-        "postgresql://u:p@h/x?sslmode=disable"
-    );
+    assert_eq!(with_database("postgres://postgres@127.0.0.1:55432/postgres", "x"), "postgres://postgres@127.0.0.1:55432/x");
+    assert_eq!(with_database("postgresql://u:p@h/db?sslmode=disable", "x"), "postgresql://u:p@h/x?sslmode=disable");
     assert_eq!(with_database("postgres://h:1", "x"), "postgres://h:1/x");
 }

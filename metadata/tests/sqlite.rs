@@ -18,14 +18,8 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(scenarios::START_MS));
-    let store = SqliteStore::open_with_clock(dir.path().join("meta.db"), clock.clone())
-        .await
-        .unwrap();
-    Fixture {
-        store,
-        clock,
-        _dir: dir,
-    }
+    let store = SqliteStore::open_with_clock(dir.path().join("meta.db"), clock.clone()).await.unwrap();
+    Fixture { store, clock, _dir: dir }
 }
 
 /// Runs `scenario` on a fresh store in a temporary directory.
@@ -40,10 +34,7 @@ scenarios::scenario_tests!(run);
 async fn data_and_cluster_id_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     // Through the URL, as the broker opens it, and into a directory that does not exist yet.
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("nested/dir/meta.db").display()
-    );
+    let url = format!("sqlite://{}", dir.path().join("nested/dir/meta.db").display());
     let store = streamhouse_metadata::open(&url).await.unwrap();
     let sample = scenarios::write_sample(&*store).await;
     drop(store);
@@ -58,24 +49,15 @@ async fn data_and_cluster_id_survive_reopen() {
 #[tokio::test]
 async fn in_memory_store_works() {
     let clock = Arc::new(ManualClock::new(scenarios::START_MS));
-    let store = SqliteStore::open_with_clock(":memory:", clock.clone())
-        .await
-        .unwrap();
+    let store = SqliteStore::open_with_clock(":memory:", clock.clone()).await.unwrap();
     scenarios::fenced_commit_leaves_no_trace_while_others_commit(&store, &clock).await;
-    let store: Arc<dyn MetadataStore> = streamhouse_metadata::open("sqlite://:memory:")
-        .await
-        .unwrap();
+    let store: Arc<dyn MetadataStore> = streamhouse_metadata::open("sqlite://:memory:").await.unwrap();
     scenarios::topic_lifecycle(&*store, &clock).await;
 }
 
 #[tokio::test]
 async fn bad_urls_are_invalid() {
-    for url in [
-        "mysql://localhost/x",
-        "metadata.db",
-        "sqlite://",
-        "sqlite://x.db?mode=rwc",
-    ] {
+    for url in ["mysql://localhost/x", "metadata.db", "sqlite://", "sqlite://x.db?mode=rwc"] {
         let err = streamhouse_metadata::open(url).await.err().unwrap();
         assert_eq!(err.kind(), MetadataErrorKind::Invalid, "{url}: {err}");
     }

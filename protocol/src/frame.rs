@@ -12,11 +12,7 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 
 /// A codec for Kafka frames whose bodies may be at most `max_frame_bytes` long.
 pub fn codec(max_frame_bytes: usize) -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .big_endian()
-        .length_field_type::<u32>()
-        .max_frame_length(max_frame_bytes)
-        .new_codec()
+    LengthDelimitedCodec::builder().big_endian().length_field_type::<u32>().max_frame_length(max_frame_bytes).new_codec()
 }
 
 #[cfg(test)]

@@ -23,11 +23,7 @@ pub struct Prefix {
 
 pub fn peek(frame: &Bytes) -> Result<Prefix, ProtocolError> {
     let mut head = frame.get(..8).ok_or(ProtocolError::Truncated { what: "request header" })?;
-    Ok(Prefix {
-        api_key: head.get_i16(),
-        api_version: head.get_i16(),
-        correlation_id: head.get_i32(),
-    })
+    Ok(Prefix { api_key: head.get_i16(), api_version: head.get_i16(), correlation_id: head.get_i32() })
 }
 
 /// Decodes the request header for a known API, leaving `frame` at the start of the body.
@@ -42,22 +38,15 @@ pub fn decode_body<R: Decodable>(body: &mut Bytes, api_version: i16) -> Result<R
 
 /// Encodes a whole response frame: length prefix, response header in the version `api_key` needs at
 /// `api_version` (ApiVersions always v0, flexible versions v1 with tagged fields), then the body.
-pub fn encode_response<R: Encodable>(
-    api_key: ApiKey,
-    api_version: i16,
-    correlation_id: i32,
-    body: &R,
-) -> Result<Bytes, ProtocolError> {
+pub fn encode_response<R: Encodable>(api_key: ApiKey, api_version: i16, correlation_id: i32, body: &R) -> Result<Bytes, ProtocolError> {
     let header_version = api_key.response_header_version(api_version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let encode_err = |what| move |source| ProtocolError::Encode { what, source };
     let size = header.compute_size(header_version).map_err(encode_err("response header"))?
         + body.compute_size(api_version).map_err(encode_err("response body"))?;
     let mut buf = BytesMut::with_capacity(4 + size);
-    let len = i32::try_from(size).map_err(|_| ProtocolError::Encode {
-        what: "response",
-        source: anyhow::anyhow!("{size} bytes do not fit a Kafka frame"),
-    })?;
+    let len = i32::try_from(size)
+        .map_err(|_| ProtocolError::Encode { what: "response", source: anyhow::anyhow!("{size} bytes do not fit a Kafka frame") })?;
     buf.put_i32(len);
     header.encode(&mut buf, header_version).map_err(encode_err("response header"))?;
     body.encode(&mut buf, api_version).map_err(encode_err("response body"))?;

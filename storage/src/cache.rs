@@ -25,10 +25,7 @@ impl CachedStore {
     /// Wraps `inner`, holding at most `capacity_bytes` of cached ranges. A range larger than the capacity is
     /// served but not cached; a capacity of 0 disables caching.
     pub fn new(inner: Arc<dyn ObjectStore>, capacity_bytes: u64) -> Self {
-        Self {
-            inner,
-            lru: Mutex::new(Lru::new(capacity_bytes)),
-        }
+        Self { inner, lru: Mutex::new(Lru::new(capacity_bytes)) }
     }
 
     /// Bytes currently cached.
@@ -93,13 +90,7 @@ struct Lru {
 
 impl Lru {
     fn new(capacity: u64) -> Self {
-        Self {
-            capacity,
-            bytes: 0,
-            next_tick: 0,
-            entries: HashMap::new(),
-            order: BTreeMap::new(),
-        }
+        Self { capacity, bytes: 0, next_tick: 0, entries: HashMap::new(), order: BTreeMap::new() }
     }
 
     fn tick(&mut self) -> u64 {
@@ -180,9 +171,7 @@ mod tests {
         async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError> {
             self.gets.fetch_add(1, Ordering::SeqCst);
             let objects = self.objects.lock().unwrap();
-            let object = objects
-                .get(key)
-                .ok_or_else(|| StorageError::not_found(key))?;
+            let object = objects.get(key).ok_or_else(|| StorageError::not_found(key))?;
             Ok(object.slice(range.start as usize..range.end as usize))
         }
 
@@ -199,14 +188,8 @@ mod tests {
     async fn setup(capacity: u64) -> (Arc<Counting>, CachedStore) {
         let inner = Arc::new(Counting::default());
         let cached = CachedStore::new(inner.clone(), capacity);
-        cached
-            .put("a", Bytes::from_static(b"0123456789"))
-            .await
-            .unwrap();
-        cached
-            .put("b", Bytes::from_static(b"abcdefghij"))
-            .await
-            .unwrap();
+        cached.put("a", Bytes::from_static(b"0123456789")).await.unwrap();
+        cached.put("b", Bytes::from_static(b"abcdefghij")).await.unwrap();
         (inner, cached)
     }
 

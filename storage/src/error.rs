@@ -52,12 +52,7 @@ pub struct StorageError {
 
 impl StorageError {
     pub fn new(kind: StorageErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            source: None,
-            already_exists: false,
-        }
+        Self { kind, message: message.into(), source: None, already_exists: false }
     }
 
     /// A `put` found the key already taken (S3 answered 412 to `If-None-Match: *`; a local file exists).
@@ -76,10 +71,7 @@ impl StorageError {
     }
 
     pub fn not_found(key: &str) -> Self {
-        Self::new(
-            StorageErrorKind::NotFound,
-            format!("object '{key}' does not exist; it was never written or has been deleted"),
-        )
+        Self::new(StorageErrorKind::NotFound, format!("object '{key}' does not exist; it was never written or has been deleted"))
     }
 
     pub fn unavailable(message: impl Into<String>, source: impl Into<Source>) -> Self {
@@ -128,14 +120,8 @@ mod tests {
         let io = std::io::Error::other("disk on fire");
         let err = StorageError::unavailable("writing 'a/b'", io);
         assert!(err.is_retriable());
-        assert_eq!(
-            err.to_string(),
-            "object store unavailable (retriable): writing 'a/b'"
-        );
-        assert_eq!(
-            err.source().map(|s| s.to_string()).as_deref(),
-            Some("disk on fire")
-        );
+        assert_eq!(err.to_string(), "object store unavailable (retriable): writing 'a/b'");
+        assert_eq!(err.source().map(|s| s.to_string()).as_deref(), Some("disk on fire"));
     }
 
     #[test]
@@ -143,10 +129,7 @@ mod tests {
         assert!(!StorageError::not_found("k").is_retriable());
         assert!(!StorageError::corrupt("bad crc").is_retriable());
         assert!(!StorageError::invalid("bad url").is_retriable());
-        assert_eq!(
-            StorageError::not_found("k").kind(),
-            StorageErrorKind::NotFound
-        );
+        assert_eq!(StorageError::not_found("k").kind(), StorageErrorKind::NotFound);
     }
 
     #[test]

@@ -75,9 +75,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
             let store: Arc<dyn ObjectStore> = Arc::new(s3::S3Store::new(url).await?);
             Ok(Arc::new(retry::RetryingStore::new(store)))
         }
-        _ => Err(StorageError::invalid(format!(
-            "unsupported object store URL '{url}': use file://DIR or s3://BUCKET/PREFIX"
-        ))),
+        _ => Err(StorageError::invalid(format!("unsupported object store URL '{url}': use file://DIR or s3://BUCKET/PREFIX"))),
     }
 }
 
@@ -85,9 +83,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn ObjectStore>, StorageError> {
 /// components (`a//b`, trailing `/`), or any component starting with `.`. Applied by every backend, so a key
 /// that works on one works on all.
 pub(crate) fn validate_key(key: &str) -> Result<(), StorageError> {
-    let bad = key.is_empty()
-        || key.contains('\0')
-        || key.split('/').any(|c| c.is_empty() || c.starts_with('.'));
+    let bad = key.is_empty() || key.contains('\0') || key.split('/').any(|c| c.is_empty() || c.starts_with('.'));
     if bad {
         return Err(StorageError::invalid(format!(
             "bad object key '{key}': use non-empty '/'-separated components, none starting with '.'"

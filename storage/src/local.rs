@@ -15,9 +15,7 @@ use std::time::UNIX_EPOCH;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::{
-    ObjectMeta, ObjectStore, StorageError, validate_key, validate_list_prefix, validate_range,
-};
+use crate::{ObjectMeta, ObjectStore, StorageError, validate_key, validate_list_prefix, validate_range};
 
 /// Objects stored as files under one root directory.
 #[derive(Debug, Clone)]
@@ -32,16 +30,11 @@ impl LocalStore {
     pub fn new(dir: impl AsRef<Path>) -> Result<Self, StorageError> {
         let root = dir.as_ref().to_path_buf();
         if root.as_os_str().is_empty() {
-            return Err(StorageError::invalid(
-                "object store directory is empty: use file://DIR",
-            ));
+            return Err(StorageError::invalid("object store directory is empty: use file://DIR"));
         }
         fs::create_dir_all(&root).map_err(|e| {
-            StorageError::invalid(format!(
-                "cannot create object store directory '{}': check the path and its permissions",
-                root.display()
-            ))
-            .with_source(e)
+            StorageError::invalid(format!("cannot create object store directory '{}': check the path and its permissions", root.display()))
+                .with_source(e)
         })?;
         Ok(Self { root })
     }
@@ -94,16 +87,11 @@ impl ObjectStore for LocalStore {
         validate_list_prefix(prefix)?;
         let dir = prefix.rsplit_once('/').map_or("", |(dir, _partial)| dir);
         let root = self.root.clone();
-        let start = if dir.is_empty() {
-            root.clone()
-        } else {
-            root.join(dir)
-        };
+        let start = if dir.is_empty() { root.clone() } else { root.join(dir) };
         let prefix = prefix.to_owned();
         blocking(move || {
             let mut out = Vec::new();
-            walk(&root, &start, &prefix, &mut out)
-                .map_err(|e| unavailable(e, "listing prefix", &prefix))?;
+            walk(&root, &start, &prefix, &mut out).map_err(|e| unavailable(e, "listing prefix", &prefix))?;
             out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
         })
@@ -112,24 +100,14 @@ impl ObjectStore for LocalStore {
 }
 
 /// Runs filesystem work off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, StorageError> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| {
-        StorageError::unavailable(
-            "a local object store task panicked or was cancelled; retry",
-            e,
-        )
-    })?
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, StorageError> + Send + 'static) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StorageError::unavailable("a local object store task panicked or was cancelled; retry", e))?
 }
 
 fn unavailable(e: io::Error, doing: &str, key: &str) -> StorageError {
-    StorageError::unavailable(
-        format!(
-            "{doing} '{key}' on the local disk failed; check free space and permissions, then retry"
-        ),
-        e,
-    )
+    StorageError::unavailable(format!("{doing} '{key}' on the local disk failed; check free space and permissions, then retry"), e)
 }
 
 /// Only a read may report `NotFound`: for a write or a listing a missing path means a broken store, not a
@@ -145,18 +123,11 @@ fn write_atomically(root: &Path, key: &str, body: &[u8]) -> io::Result<()> {
     let path = root.join(key);
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         // Unreachable for a validated key; an error beats a panic all the same.
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "key has no file name",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "key has no file name"));
     };
     create_dirs_durably(root, dir)?;
 
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        uuid::Uuid::new_v4().simple()
-    ));
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), uuid::Uuid::new_v4().simple()));
     let written = (|| {
         let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(body)?;
@@ -177,12 +148,8 @@ fn create_dirs_durably(root: &Path, dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    let relative = dir.strip_prefix(root).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "object directory lies outside the store root",
-        )
-    })?;
+    let relative =
+        dir.strip_prefix(root).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "object directory lies outside the store root"))?;
     let mut current = root.to_path_buf();
     for component in relative.components() {
         let parent = current.clone();
@@ -203,10 +170,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 fn read_range(path: &Path, key: &str, range: Range<u64>) -> Result<Bytes, StorageError> {
     let mut file = File::open(path).map_err(|e| read_error(e, "opening", key))?;
-    let size = file
-        .metadata()
-        .map_err(|e| read_error(e, "reading the size of", key))?
-        .len();
+    let size = file.metadata().map_err(|e| read_error(e, "reading the size of", key))?.len();
     // Checked against the real size before allocating, so a wrong index entry cannot make us allocate wildly.
     if range.end > size {
         return Err(StorageError::corrupt(format!(
@@ -215,16 +179,10 @@ fn read_range(path: &Path, key: &str, range: Range<u64>) -> Result<Bytes, Storag
             range.start, range.end
         )));
     }
-    let len = usize::try_from(range.end - range.start).map_err(|_| {
-        StorageError::invalid(format!(
-            "range {}..{} of '{key}' does not fit in memory",
-            range.start, range.end
-        ))
-    })?;
+    let len = usize::try_from(range.end - range.start)
+        .map_err(|_| StorageError::invalid(format!("range {}..{} of '{key}' does not fit in memory", range.start, range.end)))?;
     let mut buf = vec![0; len];
-    file.seek(SeekFrom::Start(range.start))
-        .and_then(|_| file.read_exact(&mut buf))
-        .map_err(|e| read_error(e, "reading", key))?;
+    file.seek(SeekFrom::Start(range.start)).and_then(|_| file.read_exact(&mut buf)).map_err(|e| read_error(e, "reading", key))?;
     Ok(Bytes::from(buf))
 }
 
@@ -264,25 +222,15 @@ fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<ObjectMeta>) -> io:
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let last_modified_ms = meta
-            .modified()?
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        out.push(ObjectMeta {
-            key,
-            size: meta.len(),
-            last_modified_ms,
-        });
+        let last_modified_ms = meta.modified()?.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        out.push(ObjectMeta { key, size: meta.len(), last_modified_ms });
     }
     Ok(())
 }
 
 fn key_of(root: &Path, path: &Path) -> Option<String> {
     let relative = path.strip_prefix(root).ok()?;
-    let parts: Option<Vec<&str>> = relative
-        .components()
-        .map(|c| c.as_os_str().to_str())
-        .collect();
+    let parts: Option<Vec<&str>> = relative.components().map(|c| c.as_os_str().to_str()).collect();
     Some(parts?.join("/"))
 }
 
@@ -321,10 +269,7 @@ mod tests {
     async fn put_leaves_no_temp_files() {
         let (_dir, store) = store();
         store.put("s/a", Bytes::from_static(b"x")).await.unwrap();
-        let names: Vec<_> = fs::read_dir(store.root().join("s"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(store.root().join("s")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["a"]);
     }
 
@@ -338,9 +283,7 @@ mod tests {
     async fn open_by_url_creates_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("data");
-        let store = crate::open(&format!("file://{}", root.display()))
-            .await
-            .unwrap();
+        let store = crate::open(&format!("file://{}", root.display())).await.unwrap();
         store.put("k", Bytes::from_static(b"v")).await.unwrap();
         assert!(root.join("k").is_file());
         let err = crate::open("s4://bucket").await.err().unwrap();

@@ -49,9 +49,7 @@ pub fn segment_created_ms(key: &str) -> Option<u64> {
 
 fn now_ms() -> u64 {
     // A clock before 1970 is a misconfigured host; 0 still yields a unique (UUID) and well-formed key.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -92,13 +90,7 @@ mod tests {
     #[test]
     fn foreign_keys_have_no_creation_time() {
         assert_eq!(segment_created_ms("segments/1/abc.seg"), None);
-        assert_eq!(
-            segment_created_ms("other/1/00000000000000000001-x.seg"),
-            None
-        );
-        assert_eq!(
-            segment_created_ms("segments/1/00000000000000000001-x.tmp"),
-            None
-        );
+        assert_eq!(segment_created_ms("other/1/00000000000000000001-x.seg"), None);
+        assert_eq!(segment_created_ms("segments/1/00000000000000000001-x.tmp"), None);
     }
 }

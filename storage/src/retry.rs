@@ -40,20 +40,14 @@ impl Default for RetryPolicy {
     /// 6 attempts, waits capped at 50, 100, 200, 400 and 800 ms: at most about 1.5 s of waiting (0.8 s on
     /// average) on top of the attempts themselves, short enough for a producer's request timeout.
     fn default() -> Self {
-        Self {
-            max_attempts: 6,
-            base_delay: Duration::from_millis(50),
-            max_delay: Duration::from_secs(2),
-        }
+        Self { max_attempts: 6, base_delay: Duration::from_millis(50), max_delay: Duration::from_secs(2) }
     }
 }
 
 impl RetryPolicy {
     /// The largest wait after the `failures`-th failed attempt (1-based): `min(max_delay, base * 2^(n-1))`.
     fn cap(&self, failures: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(failures.saturating_sub(1))
-            .unwrap_or(u32::MAX);
+        let factor = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
         self.base_delay.saturating_mul(factor).min(self.max_delay)
     }
 }
@@ -72,11 +66,7 @@ impl RetryingStore {
     }
 
     pub fn with_policy(inner: Arc<dyn ObjectStore>, policy: RetryPolicy) -> Self {
-        Self {
-            inner,
-            policy,
-            jitter: Jitter::new(),
-        }
+        Self { inner, policy, jitter: Jitter::new() }
     }
 
     pub fn policy(&self) -> RetryPolicy {
@@ -138,10 +128,7 @@ impl ObjectStore for RetryingStore {
             || self.inner.put(key, body.clone()),
             |err, retried| {
                 if retried && err.is_already_exists() {
-                    tracing::info!(
-                        key,
-                        "retried put found its object already written: an earlier attempt landed"
-                    );
+                    tracing::info!(key, "retried put found its object already written: an earlier attempt landed");
                     return Some(());
                 }
                 None
@@ -151,23 +138,15 @@ impl ObjectStore for RetryingStore {
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError> {
-        self.retry(
-            "get_range",
-            key,
-            || self.inner.get_range(key, range.clone()),
-            never,
-        )
-        .await
+        self.retry("get_range", key, || self.inner.get_range(key, range.clone()), never).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.retry("delete", key, || self.inner.delete(key), never)
-            .await
+        self.retry("delete", key, || self.inner.delete(key), never).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
-        self.retry("list", prefix, || self.inner.list(prefix), never)
-            .await
+        self.retry("list", prefix, || self.inner.list(prefix), never).await
     }
 }
 
@@ -181,22 +160,13 @@ impl Jitter {
     fn new() -> Self {
         // Distinct seeds per store and per process, so agents that fail together do not retry in step.
         static STORES: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let seed = nanos
-            ^ u64::from(std::process::id()).rotate_left(32)
-            ^ STORES.fetch_add(1, Ordering::Relaxed).wrapping_mul(GAMMA);
-        Self {
-            state: AtomicU64::new(seed),
-        }
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let seed = nanos ^ u64::from(std::process::id()).rotate_left(32) ^ STORES.fetch_add(1, Ordering::Relaxed).wrapping_mul(GAMMA);
+        Self { state: AtomicU64::new(seed) }
     }
 
     fn next_u64(&self) -> u64 {
-        let mut z = self
-            .state
-            .fetch_add(GAMMA, Ordering::Relaxed)
-            .wrapping_add(GAMMA);
+        let mut z = self.state.fetch_add(GAMMA, Ordering::Relaxed).wrapping_add(GAMMA);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
@@ -232,11 +202,7 @@ mod tests {
 
     impl Flaky {
         fn new(failures: usize, error: fn() -> StorageError) -> Arc<Self> {
-            Arc::new(Self {
-                failures,
-                error,
-                calls: AtomicUsize::new(0),
-            })
+            Arc::new(Self { failures, error, calls: AtomicUsize::new(0) })
         }
 
         fn calls(&self) -> usize {
@@ -245,11 +211,7 @@ mod tests {
 
         fn call(&self) -> Result<(), StorageError> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
-            if n < self.failures {
-                Err((self.error)())
-            } else {
-                Ok(())
-            }
+            if n < self.failures { Err((self.error)()) } else { Ok(()) }
         }
     }
 
@@ -333,10 +295,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_attempt_means_no_retry() {
         let inner = Flaky::new(usize::MAX, unavailable);
-        let policy = RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
-        };
+        let policy = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
         let store = RetryingStore::with_policy(inner.clone(), policy);
         store.list("").await.unwrap_err();
         assert_eq!(inner.calls(), 1);
@@ -368,9 +327,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_retried_put_that_finds_its_key_taken_succeeds() {
-        let inner = Arc::new(LandedButTimedOut {
-            calls: AtomicUsize::new(0),
-        });
+        let inner = Arc::new(LandedButTimedOut { calls: AtomicUsize::new(0) });
         let store = RetryingStore::new(inner.clone());
         store.put("k", Bytes::from_static(b"x")).await.unwrap();
         assert_eq!(inner.calls.load(Ordering::SeqCst), 2);

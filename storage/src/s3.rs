@@ -38,10 +38,7 @@ use aws_sdk_s3::types::ChecksumAlgorithm;
 use aws_smithy_http_client::tls;
 use bytes::Bytes;
 
-use crate::{
-    ObjectMeta, ObjectStore, StorageError, StorageErrorKind, validate_key, validate_list_prefix,
-    validate_range,
-};
+use crate::{ObjectMeta, ObjectStore, StorageError, StorageErrorKind, validate_key, validate_list_prefix, validate_range};
 
 /// The region used when neither the environment nor the AWS profile names one. MinIO and moto accept it.
 pub const DEFAULT_REGION: &str = "us-east-1";
@@ -89,13 +86,8 @@ impl S3Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let endpoint_url = set("AWS_ENDPOINT_URL_S3").or_else(|| set("AWS_ENDPOINT_URL"));
-        let force_path_style = set("AWS_S3_FORCE_PATH_STYLE")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1");
-        Self {
-            force_path_style: force_path_style || endpoint_url.is_some(),
-            endpoint_url,
-            ..Self::default()
-        }
+        let force_path_style = set("AWS_S3_FORCE_PATH_STYLE").is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1");
+        Self { force_path_style: force_path_style || endpoint_url.is_some(), endpoint_url, ..Self::default() }
     }
 }
 
@@ -131,16 +123,12 @@ impl S3Store {
 
         // One TLS stack (rustls with ring); root certificates are the system's.
         let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
             .build_https();
         // The instance metadata service is left out of the region chain: asking it costs a timeout off EC2.
-        let region = RegionProviderChain::first_try(
-            aws_config::environment::EnvironmentVariableRegionProvider::new(),
-        )
-        .or_else(aws_config::profile::ProfileFileRegionProvider::new())
-        .or_else(Region::new(DEFAULT_REGION));
+        let region = RegionProviderChain::first_try(aws_config::environment::EnvironmentVariableRegionProvider::new())
+            .or_else(aws_config::profile::ProfileFileRegionProvider::new())
+            .or_else(Region::new(DEFAULT_REGION));
         let sdk_config = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http_client)
             .region(region)
@@ -165,12 +153,7 @@ impl S3Store {
         if let Some(endpoint) = &settings.endpoint_url {
             config = config.endpoint_url(endpoint);
         }
-        Ok(Self {
-            client: Client::from_conf(config.build()),
-            bucket,
-            prefix,
-            list_page_size: None,
-        })
+        Ok(Self { client: Client::from_conf(config.build()), bucket, prefix, list_page_size: None })
     }
 
     /// Sets the number of keys asked for per ListObjectsV2 page (tests use a small one to exercise paging).
@@ -227,9 +210,8 @@ impl ObjectStore for S3Store {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StorageError> {
         validate_key(key)?;
         let crc = aws_smithy_types::base64::encode(crc32c::crc32c(&body).to_be_bytes());
-        let length = i64::try_from(body.len()).map_err(|_| {
-            StorageError::invalid(format!("object '{key}' is too large for one PutObject"))
-        })?;
+        let length =
+            i64::try_from(body.len()).map_err(|_| StorageError::invalid(format!("object '{key}' is too large for one PutObject")))?;
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -263,11 +245,7 @@ impl ObjectStore for S3Store {
         if range.start == range.end {
             // Still an error if the object is missing or shorter, as for a non-empty range.
             let size = self.size(key).await?;
-            return if range.end <= size {
-                Ok(Bytes::new())
-            } else {
-                Err(past_end(Some(size)))
-            };
+            return if range.end <= size { Ok(Bytes::new()) } else { Err(past_end(Some(size))) };
         }
         let output = self
             .client
@@ -297,11 +275,7 @@ impl ObjectStore for S3Store {
         let wanted = range.end - range.start;
         if ranged {
             // S3 shortens a range that overruns the object instead of refusing it.
-            return if bytes.len() as u64 == wanted {
-                Ok(bytes)
-            } else {
-                Err(past_end(total))
-            };
+            return if bytes.len() as u64 == wanted { Ok(bytes) } else { Err(past_end(total)) };
         }
         // No Content-Range: the server ignored the Range header and sent the whole object.
         let size = bytes.len() as u64;
@@ -352,10 +326,7 @@ impl ObjectStore for S3Store {
                 out.push(ObjectMeta {
                     key: key.to_owned(),
                     size: object.size().map_or(0, |n| n.max(0) as u64),
-                    last_modified_ms: object
-                        .last_modified()
-                        .and_then(|t| t.to_millis().ok())
-                        .unwrap_or(0),
+                    last_modified_ms: object.last_modified().and_then(|t| t.to_millis().ok()).unwrap_or(0),
                 });
             }
             match page.next_continuation_token() {
@@ -371,38 +342,23 @@ impl ObjectStore for S3Store {
 
 /// Splits `s3://BUCKET[/PREFIX]` into the bucket and the key prefix (empty or ending in `/`).
 fn parse_url(url: &str) -> Result<(String, String), StorageError> {
-    let bad = |why: &str| {
-        StorageError::invalid(format!(
-            "bad S3 URL '{url}': {why}; use s3://BUCKET or s3://BUCKET/PREFIX"
-        ))
-    };
-    let rest = url
-        .strip_prefix("s3://")
-        .ok_or_else(|| bad("it must start with s3://"))?;
+    let bad = |why: &str| StorageError::invalid(format!("bad S3 URL '{url}': {why}; use s3://BUCKET or s3://BUCKET/PREFIX"));
+    let rest = url.strip_prefix("s3://").ok_or_else(|| bad("it must start with s3://"))?;
     if rest.contains(['?', '#']) {
-        return Err(bad(
-            "query strings are not supported (set the endpoint and region through AWS_ENDPOINT_URL and AWS_REGION)",
-        ));
+        return Err(bad("query strings are not supported (set the endpoint and region through AWS_ENDPOINT_URL and AWS_REGION)"));
     }
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let bucket_ok = (3..=63).contains(&bucket.len())
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let bucket_ok =
+        (3..=63).contains(&bucket.len()) && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
     if !bucket_ok {
-        return Err(bad(&format!(
-            "bucket name '{bucket}' is not valid (3 to 63 characters: lowercase letters, digits, '-' and '.')"
-        )));
+        return Err(bad(&format!("bucket name '{bucket}' is not valid (3 to 63 characters: lowercase letters, digits, '-' and '.')")));
     }
     let prefix = prefix.trim_matches('/');
     if prefix.is_empty() {
         return Ok((bucket.to_owned(), String::new()));
     }
-    validate_key(prefix).map_err(|_| {
-        bad(&format!(
-            "prefix '{prefix}' must be '/'-separated non-empty components, none starting with '.'"
-        ))
-    })?;
+    validate_key(prefix)
+        .map_err(|_| bad(&format!("prefix '{prefix}' must be '/'-separated non-empty components, none starting with '.'")))?;
     Ok((bucket.to_owned(), format!("{prefix}/")))
 }
 
@@ -433,13 +389,7 @@ impl Op {
 
 /// Maps an SDK failure to a [`StorageError`] whose kind says whether to retry and whose message says what to
 /// check. `key` is the caller's key (for `NotFound`), `location` the full `s3://` address (for messages).
-fn classify<E>(
-    err: SdkError<E, HttpResponse>,
-    op: Op,
-    key: &str,
-    location: &str,
-    bucket: &str,
-) -> StorageError
+fn classify<E>(err: SdkError<E, HttpResponse>, op: Op, key: &str, location: &str, bucket: &str) -> StorageError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
@@ -461,16 +411,13 @@ where
         SdkError::DispatchFailure(failure) => {
             let context = causes(&err);
             match credentials_error(&err) {
-                Some(
-                    CredentialsError::CredentialsNotLoaded(_)
-                    | CredentialsError::InvalidConfiguration(_),
-                ) => StorageError::invalid(format!(
-                    "{doing}: no usable AWS credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+                Some(CredentialsError::CredentialsNotLoaded(_) | CredentialsError::InvalidConfiguration(_)) => {
+                    StorageError::invalid(format!(
+                        "{doing}: no usable AWS credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
                      (or a profile or role) ({context})"
-                )),
-                Some(_) => retriable(format!(
-                    "{doing}: the AWS credential provider failed; retry ({context})"
-                )),
+                    ))
+                }
+                Some(_) => retriable(format!("{doing}: the AWS credential provider failed; retry ({context})")),
                 None if failure.is_user() => StorageError::invalid(format!(
                     "{doing}: the request could not be sent; check the S3 endpoint URL and TLS settings \
                      ({context})"
@@ -481,10 +428,7 @@ where
                 )),
             }
         }
-        SdkError::ResponseError(_) => retriable(format!(
-            "{doing}: the S3 response could not be read; retry ({})",
-            causes(&err)
-        )),
+        SdkError::ResponseError(_) => retriable(format!("{doing}: the S3 response could not be read; retry ({})", causes(&err))),
         SdkError::ConstructionFailure(_) => StorageError::invalid(format!(
             "{doing}: the request could not be built; check the bucket, key and S3 settings ({})",
             causes(&err)
@@ -495,15 +439,7 @@ where
 }
 
 /// The status code and S3 error code of an error response, mapped to a kind.
-fn classify_response(
-    status: u16,
-    code: &str,
-    op: Op,
-    key: &str,
-    doing: &str,
-    detail: &str,
-    bucket: &str,
-) -> StorageError {
+fn classify_response(status: u16, code: &str, op: Op, key: &str, doing: &str, detail: &str, bucket: &str) -> StorageError {
     let retriable_code = matches!(
         code,
         "SlowDown"
@@ -519,9 +455,7 @@ fn classify_response(
             | "ConditionalRequestConflict"
     );
     if retriable_code || status == 408 || status == 429 || status >= 500 {
-        return retriable(format!(
-            "{doing}: S3 is throttling or failing ({detail}); retry with backoff"
-        ));
+        return retriable(format!("{doing}: S3 is throttling or failing ({detail}); retry with backoff"));
     }
     match (status, code) {
         (_, "NoSuchBucket") => StorageError::invalid(format!(
@@ -535,20 +469,18 @@ fn classify_response(
             "{doing}: the range is past the end of the object ({detail}); the segment index and the object \
              disagree, check the object was written completely"
         )),
-        (403, "RequestTimeTooSkewed") => StorageError::invalid(format!(
-            "{doing}: this host's clock is too far from S3's ({detail}); fix the clock (NTP)"
-        )),
+        (403, "RequestTimeTooSkewed") => {
+            StorageError::invalid(format!("{doing}: this host's clock is too far from S3's ({detail}); fix the clock (NTP)"))
+        }
         (403, _) | (401, _) => StorageError::invalid(format!(
             "{doing}: access denied ({detail}); check the credentials (AWS_ACCESS_KEY_ID, \
              AWS_SECRET_ACCESS_KEY, profile or role), the bucket policy, and that the endpoint is the intended \
              one"
         )),
-        (301 | 307, _) | (_, "PermanentRedirect" | "AuthorizationHeaderMalformed") => {
-            StorageError::invalid(format!(
-                "{doing}: the bucket lives in another region or needs another endpoint ({detail}); set \
+        (301 | 307, _) | (_, "PermanentRedirect" | "AuthorizationHeaderMalformed") => StorageError::invalid(format!(
+            "{doing}: the bucket lives in another region or needs another endpoint ({detail}); set \
                  AWS_REGION to the bucket's region, or check AWS_ENDPOINT_URL"
-            ))
-        }
+        )),
         _ => StorageError::invalid(format!(
             "{doing}: S3 refused the request ({detail}); check the bucket name, the credentials and the \
              endpoint"
@@ -606,10 +538,7 @@ mod tests {
         let parse = |url| parse_url(url).unwrap();
         assert_eq!(parse("s3://bucket"), ("bucket".into(), "".into()));
         assert_eq!(parse("s3://bucket/"), ("bucket".into(), "".into()));
-        assert_eq!(
-            parse("s3://my.bucket-1/a"),
-            ("my.bucket-1".into(), "a/".into())
-        );
+        assert_eq!(parse("s3://my.bucket-1/a"), ("my.bucket-1".into(), "a/".into()));
         assert_eq!(parse("s3://bucket/a/b/"), ("bucket".into(), "a/b/".into()));
         for bad in [
             "s3://",
@@ -631,29 +560,16 @@ mod tests {
     #[test]
     fn settings_from_environment() {
         let env = |vars: &'static [(&'static str, &'static str)]| {
-            S3Settings::from_lookup(move |name| {
-                vars.iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| (*v).to_owned())
-            })
+            S3Settings::from_lookup(move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
         };
         assert_eq!(env(&[]), S3Settings::default());
         assert!(!S3Settings::default().force_path_style);
 
         let custom = env(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")]);
-        assert_eq!(
-            custom.endpoint_url.as_deref(),
-            Some("http://127.0.0.1:9000")
-        );
-        assert!(
-            custom.force_path_style,
-            "a custom endpoint implies path style"
-        );
+        assert_eq!(custom.endpoint_url.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(custom.force_path_style, "a custom endpoint implies path style");
 
-        let specific = env(&[
-            ("AWS_ENDPOINT_URL", "http://general"),
-            ("AWS_ENDPOINT_URL_S3", "http://s3-only"),
-        ]);
+        let specific = env(&[("AWS_ENDPOINT_URL", "http://general"), ("AWS_ENDPOINT_URL_S3", "http://s3-only")]);
         assert_eq!(specific.endpoint_url.as_deref(), Some("http://s3-only"));
 
         assert!(env(&[("AWS_S3_FORCE_PATH_STYLE", "true")]).force_path_style);
@@ -664,13 +580,8 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_an_endpoint_that_is_not_a_url() {
-        let settings = S3Settings {
-            endpoint_url: Some("127.0.0.1:9000".into()),
-            ..S3Settings::default()
-        };
-        let err = S3Store::with_settings("s3://bucket", settings)
-            .await
-            .unwrap_err();
+        let settings = S3Settings { endpoint_url: Some("127.0.0.1:9000".into()), ..S3Settings::default() };
+        let err = S3Store::with_settings("s3://bucket", settings).await.unwrap_err();
         assert_eq!(err.kind(), StorageErrorKind::Invalid);
         assert!(err.to_string().contains("http://HOST:PORT"), "{err}");
     }
@@ -705,45 +616,28 @@ mod tests {
         assert!(err.to_string().contains("AWS_ACCESS_KEY_ID"), "{err}");
         let err = response(301, "PermanentRedirect", Op::Read);
         assert!(err.to_string().contains("AWS_REGION"), "{err}");
-        assert_eq!(
-            response(400, "InvalidArgument", Op::Put).kind(),
-            StorageErrorKind::Invalid
-        );
+        assert_eq!(response(400, "InvalidArgument", Op::Put).kind(), StorageErrorKind::Invalid);
     }
 
     #[test]
     fn statuses_that_depend_on_the_operation() {
-        assert_eq!(
-            response(404, "NoSuchKey", Op::Read).kind(),
-            StorageErrorKind::NotFound
-        );
+        assert_eq!(response(404, "NoSuchKey", Op::Read).kind(), StorageErrorKind::NotFound);
         // HeadObject's 404 has no body, so no code.
-        assert_eq!(
-            response(404, "", Op::Read).kind(),
-            StorageErrorKind::NotFound
-        );
+        assert_eq!(response(404, "", Op::Read).kind(), StorageErrorKind::NotFound);
         assert!(response(412, "PreconditionFailed", Op::Put).is_already_exists());
-        assert_eq!(
-            response(416, "InvalidRange", Op::Read).kind(),
-            StorageErrorKind::Corrupt
-        );
+        assert_eq!(response(416, "InvalidRange", Op::Read).kind(), StorageErrorKind::Corrupt);
     }
 
     #[test]
     fn missing_credentials_are_invalid_and_unreachable_endpoints_unavailable() {
         let no_creds: SdkError<GetObjectError, HttpResponse> =
-            SdkError::dispatch_failure(ConnectorError::other(
-                Box::new(CredentialsError::not_loaded("no providers in chain")),
-                None,
-            ));
+            SdkError::dispatch_failure(ConnectorError::other(Box::new(CredentialsError::not_loaded("no providers in chain")), None));
         let err = classify(no_creds, Op::Read, "k", "s3://b/k", "b");
         assert_eq!(err.kind(), StorageErrorKind::Invalid);
         assert!(err.to_string().contains("AWS_ACCESS_KEY_ID"), "{err}");
 
         let refused: SdkError<GetObjectError, HttpResponse> =
-            SdkError::dispatch_failure(ConnectorError::io(Box::new(std::io::Error::from(
-                std::io::ErrorKind::ConnectionRefused,
-            ))));
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))));
         let err = classify(refused, Op::Read, "k", "s3://b/k", "b");
         assert_eq!(err.kind(), StorageErrorKind::Unavailable);
         assert!(err.to_string().contains("AWS_ENDPOINT_URL"), "{err}");

@@ -60,10 +60,7 @@ pub struct IndexEntry {
 
 impl IndexEntry {
     pub fn location(&self) -> RunLocation {
-        RunLocation {
-            position: self.position,
-            length: self.length,
-        }
+        RunLocation { position: self.position, length: self.length }
     }
 }
 
@@ -92,10 +89,7 @@ impl SegmentBuilder {
         buf.put_slice(&MAGIC);
         buf.put_u16(FORMAT_VERSION);
         buf.put_u16(0); // flags: reserved, always 0 in version 1
-        Self {
-            buf,
-            entries: Vec::new(),
-        }
+        Self { buf, entries: Vec::new() }
     }
 
     /// Appends one partition's batches, concatenated as given, as a single run. Call once per partition per
@@ -112,27 +106,13 @@ impl SegmentBuilder {
         max_timestamp: i64,
         batches: &[Bytes],
     ) -> RunLocation {
-        assert!(
-            self.entries.len() < MAX_RUNS,
-            "a segment object holds at most {MAX_RUNS} runs"
-        );
+        assert!(self.entries.len() < MAX_RUNS, "a segment object holds at most {MAX_RUNS} runs");
         let position = self.buf.len() as u64;
         for batch in batches {
             self.buf.put_slice(batch);
         }
-        let location = RunLocation {
-            position,
-            length: self.buf.len() as u64 - position,
-        };
-        self.entries.push(IndexEntry {
-            topic_id,
-            partition,
-            base_offset,
-            last_offset,
-            position,
-            length: location.length,
-            max_timestamp,
-        });
+        let location = RunLocation { position, length: self.buf.len() as u64 - position };
+        self.entries.push(IndexEntry { topic_id, partition, base_offset, last_offset, position, length: location.length, max_timestamp });
         location
     }
 
@@ -184,30 +164,22 @@ pub fn parse_footer_and_index(object: &[u8]) -> Result<Vec<IndexEntry>, StorageE
     let len = object.len() as u64;
     let smallest = HEADER_LEN + INDEX_COUNT_LEN + FOOTER_LEN;
     if len < smallest {
-        return Err(corrupt(format!(
-            "it is {len} bytes, shorter than the smallest segment ({smallest}); truncated?"
-        )));
+        return Err(corrupt(format!("it is {len} bytes, shorter than the smallest segment ({smallest}); truncated?")));
     }
 
     // Magic and version come first because they alone are fixed for every version; the rest of the layout,
     // including where the CRC lives, depends on the version.
     let mut header = Reader::new(object);
     if header.take::<5>()? != MAGIC {
-        return Err(corrupt(
-            "it does not start with the magic 'SHSEG'; not a segment object".into(),
-        ));
+        return Err(corrupt("it does not start with the magic 'SHSEG'; not a segment object".into()));
     }
     let version = header.u16()?;
     if version != FORMAT_VERSION {
-        return Err(corrupt(format!(
-            "format version {version} is not supported (this build reads {FORMAT_VERSION}); upgrade the broker"
-        )));
+        return Err(corrupt(format!("format version {version} is not supported (this build reads {FORMAT_VERSION}); upgrade the broker")));
     }
     let flags = header.u16()?;
     if flags != 0 {
-        return Err(corrupt(format!(
-            "reserved flags are {flags:#06x}, version 1 requires 0"
-        )));
+        return Err(corrupt(format!("reserved flags are {flags:#06x}, version 1 requires 0")));
     }
 
     let footer_start = (len - FOOTER_LEN) as usize;
@@ -216,15 +188,11 @@ pub fn parse_footer_and_index(object: &[u8]) -> Result<Vec<IndexEntry>, StorageE
     let index_length = u64::from(footer.u32()?);
     let stored_crc = footer.u32()?;
     if footer.take::<5>()? != MAGIC {
-        return Err(corrupt(
-            "it does not end with the magic 'SHSEG'; truncated or overwritten?".into(),
-        ));
+        return Err(corrupt("it does not end with the magic 'SHSEG'; truncated or overwritten?".into()));
     }
     let crc = crc32c::crc32c(&object[..(len - CRC_TAIL_LEN) as usize]);
     if crc != stored_crc {
-        return Err(corrupt(format!(
-            "CRC32C is {crc:#010x} but the footer records {stored_crc:#010x}"
-        )));
+        return Err(corrupt(format!("CRC32C is {crc:#010x} but the footer records {stored_crc:#010x}")));
     }
 
     // The CRC matched, so anything inconsistent below was written that way: a writer bug, not bit rot.
@@ -237,9 +205,7 @@ pub fn parse_footer_and_index(object: &[u8]) -> Result<Vec<IndexEntry>, StorageE
     let mut index = Reader::new(&object[index_position as usize..index_end as usize]);
     let count = index.u32()?;
     if index_length != INDEX_COUNT_LEN + INDEX_ENTRY_LEN * u64::from(count) {
-        return Err(corrupt(format!(
-            "index length {index_length} does not match its {count} entries"
-        )));
+        return Err(corrupt(format!("index length {index_length} does not match its {count} entries")));
     }
     (0..count)
         .map(|_| {
@@ -252,8 +218,7 @@ pub fn parse_footer_and_index(object: &[u8]) -> Result<Vec<IndexEntry>, StorageE
                 length: index.u64()?,
                 max_timestamp: index.i64()?,
             };
-            let in_data = entry.position >= HEADER_LEN
-                && entry.position.checked_add(entry.length).is_some_and(|end| end <= index_position);
+            let in_data = entry.position >= HEADER_LEN && entry.position.checked_add(entry.length).is_some_and(|end| end <= index_position);
             if !in_data {
                 return Err(corrupt(format!(
                     "run {}..+{} of partition {} lies outside the data region {HEADER_LEN}..{index_position}",
@@ -266,9 +231,7 @@ pub fn parse_footer_and_index(object: &[u8]) -> Result<Vec<IndexEntry>, StorageE
 }
 
 fn corrupt(detail: String) -> StorageError {
-    StorageError::corrupt(format!(
-        "segment object is unreadable: {detail}. Stop reading this object and keep it for inspection"
-    ))
+    StorageError::corrupt(format!("segment object is unreadable: {detail}. Stop reading this object and keep it for inspection"))
 }
 
 /// Big-endian reads that fail with `Corrupt` instead of panicking when the bytes run out.
@@ -282,10 +245,7 @@ impl<'a> Reader<'a> {
     }
 
     fn take<const N: usize>(&mut self) -> Result<[u8; N], StorageError> {
-        let (head, rest) = self
-            .rest
-            .split_first_chunk::<N>()
-            .ok_or_else(|| corrupt("a field runs past the end of the object".into()))?;
+        let (head, rest) = self.rest.split_first_chunk::<N>().ok_or_else(|| corrupt("a field runs past the end of the object".into()))?;
         self.rest = rest;
         Ok(*head)
     }
@@ -325,29 +285,15 @@ mod tests {
     /// Three partitions of two topics, with several batches of different sizes per run.
     fn sample() -> (Bytes, Vec<IndexEntry>, Vec<Vec<Bytes>>) {
         let runs: Vec<Vec<Bytes>> = vec![
-            vec![
-                Bytes::from_static(b"batch-a1"),
-                Bytes::from_static(b"batch-a2-longer"),
-            ],
+            vec![Bytes::from_static(b"batch-a1"), Bytes::from_static(b"batch-a2-longer")],
             vec![Bytes::from_static(b"b")],
-            vec![
-                Bytes::from(vec![7u8; 300]),
-                Bytes::from_static(b"c2"),
-                Bytes::from_static(b"c3"),
-            ],
+            vec![Bytes::from(vec![7u8; 300]), Bytes::from_static(b"c2"), Bytes::from_static(b"c3")],
         ];
         let mut builder = SegmentBuilder::new();
         let ids = [(topic(1), 0), (topic(1), 3), (topic(2), 0)];
         for (i, ((topic_id, partition), batches)) in ids.iter().zip(&runs).enumerate() {
             let base = 100 * i as i64;
-            builder.append_run(
-                *topic_id,
-                *partition,
-                base,
-                base + 9,
-                1_700_000_000_000 + i as i64,
-                batches,
-            );
+            builder.append_run(*topic_id, *partition, base, base + 9, 1_700_000_000_000 + i as i64, batches);
         }
         let (object, entries) = builder.finish();
         (object, entries, runs)
@@ -384,13 +330,7 @@ mod tests {
         let mut builder = SegmentBuilder::new();
         let first = builder.append_run(topic(1), 0, 0, 0, 0, &[Bytes::from_static(b"abc")]);
         let second = builder.append_run(topic(1), 1, 0, 0, 0, &[Bytes::from_static(b"de")]);
-        assert_eq!(
-            first,
-            RunLocation {
-                position: 9,
-                length: 3
-            }
-        );
+        assert_eq!(first, RunLocation { position: 9, length: 3 });
         assert_eq!(second.range(), 12..14);
         assert_eq!((builder.len(), builder.data_len()), (2, 14));
         let (object, entries) = builder.finish();
@@ -406,10 +346,7 @@ mod tests {
         assert_eq!(builder.len(), 0);
         let (object, entries) = builder.finish();
         assert!(entries.is_empty());
-        assert_eq!(
-            object.len() as u64,
-            HEADER_LEN + INDEX_COUNT_LEN + FOOTER_LEN
-        );
+        assert_eq!(object.len() as u64, HEADER_LEN + INDEX_COUNT_LEN + FOOTER_LEN);
         assert_eq!(parse_footer_and_index(&object).unwrap(), vec![]);
     }
 
@@ -452,10 +389,7 @@ mod tests {
             for bit in 0..8 {
                 let mut damaged = object.to_vec();
                 damaged[at] ^= 1 << bit;
-                assert!(
-                    parse_footer_and_index(&damaged).is_err(),
-                    "flip of bit {bit} at byte {at} went unnoticed"
-                );
+                assert!(parse_footer_and_index(&damaged).is_err(), "flip of bit {bit} at byte {at} went unnoticed");
             }
         }
     }

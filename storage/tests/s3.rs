@@ -33,11 +33,7 @@ fn endpoint(test: &str) -> Option<String> {
         match std::env::var("STREAMHOUSE_TEST_S3_ENDPOINT") {
             Ok(url) if !url.trim().is_empty() => {
                 let url = url.trim().to_owned();
-                for (name, value) in [
-                    ("AWS_ACCESS_KEY_ID", "test"),
-                    ("AWS_SECRET_ACCESS_KEY", "test"),
-                    ("AWS_REGION", "us-east-1"),
-                ] {
+                for (name, value) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")] {
                     if std::env::var_os(name).is_none() {
                         set_env(name, value);
                     }
@@ -63,35 +59,20 @@ fn set_env(name: &str, value: &str) {
 }
 
 fn settings(endpoint: &str) -> S3Settings {
-    S3Settings {
-        endpoint_url: Some(endpoint.to_owned()),
-        force_path_style: true,
-        ..S3Settings::default()
-    }
+    S3Settings { endpoint_url: Some(endpoint.to_owned()), force_path_style: true, ..S3Settings::default() }
 }
 
 /// A fresh bucket, created through a store's client; returns its name.
 async fn new_bucket(endpoint: &str) -> String {
-    let bucket = format!(
-        "streamhouse-test-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..16]
-    );
-    let store = S3Store::with_settings(&format!("s3://{bucket}"), settings(endpoint))
-        .await
-        .unwrap();
+    let bucket = format!("streamhouse-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let store = S3Store::with_settings(&format!("s3://{bucket}"), settings(endpoint)).await.unwrap();
     let client = store.client();
     let mut create = client.create_bucket().bucket(&bucket);
-    let region = client
-        .config()
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_default();
+    let region = client.config().region().map(|r| r.to_string()).unwrap_or_default();
     if region != "us-east-1" {
         use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
         create = create.create_bucket_configuration(
-            CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(region.as_str()))
-                .build(),
+            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region.as_str())).build(),
         );
     }
     create.send().await.unwrap_or_else(|e| {
@@ -106,9 +87,7 @@ async fn new_bucket(endpoint: &str) -> String {
 /// A store on a fresh bucket, under a prefix.
 async fn store(endpoint: &str) -> S3Store {
     let bucket = new_bucket(endpoint).await;
-    S3Store::with_settings(&format!("s3://{bucket}/cluster-a"), settings(endpoint))
-        .await
-        .unwrap()
+    S3Store::with_settings(&format!("s3://{bucket}/cluster-a"), settings(endpoint)).await.unwrap()
 }
 
 macro_rules! contract_test {
@@ -154,57 +133,28 @@ async fn prefixes_isolate_stores_sharing_a_bucket() {
         return;
     };
     let bucket = new_bucket(&endpoint).await;
-    let open = async |prefix: &str| {
-        S3Store::with_settings(&format!("s3://{bucket}/{prefix}"), settings(&endpoint))
-            .await
-            .unwrap()
-    };
+    let open = async |prefix: &str| S3Store::with_settings(&format!("s3://{bucket}/{prefix}"), settings(&endpoint)).await.unwrap();
     let a = open("agents/a").await;
     let b = open("agents/b").await;
     let root = open("").await;
 
-    a.put("segments/1/x.seg", Bytes::from_static(b"from a"))
-        .await
-        .unwrap();
-    b.put("segments/1/x.seg", Bytes::from_static(b"from b!"))
-        .await
-        .unwrap();
-    assert_eq!(
-        a.get_range("segments/1/x.seg", 0..6).await.unwrap(),
-        "from a"
-    );
-    assert_eq!(
-        b.get_range("segments/1/x.seg", 0..7).await.unwrap(),
-        "from b!"
-    );
+    a.put("segments/1/x.seg", Bytes::from_static(b"from a")).await.unwrap();
+    b.put("segments/1/x.seg", Bytes::from_static(b"from b!")).await.unwrap();
+    assert_eq!(a.get_range("segments/1/x.seg", 0..6).await.unwrap(), "from a");
+    assert_eq!(b.get_range("segments/1/x.seg", 0..7).await.unwrap(), "from b!");
 
     // Keys come back without the prefix, and each store sees only its own.
     let listed = a.list("").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].key, "segments/1/x.seg");
     assert_eq!(listed[0].size, 6);
-    let keys: Vec<_> = root
-        .list("")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.key)
-        .collect();
-    assert_eq!(
-        keys,
-        ["agents/a/segments/1/x.seg", "agents/b/segments/1/x.seg"]
-    );
+    let keys: Vec<_> = root.list("").await.unwrap().into_iter().map(|m| m.key).collect();
+    assert_eq!(keys, ["agents/a/segments/1/x.seg", "agents/b/segments/1/x.seg"]);
 
     a.delete("segments/1/x.seg").await.unwrap();
     assert!(a.list("").await.unwrap().is_empty());
     assert_eq!(b.get_range("segments/1/x.seg", 0..4).await.unwrap(), "from");
-    assert_eq!(
-        a.get_range("segments/1/x.seg", 0..1)
-            .await
-            .unwrap_err()
-            .kind(),
-        StorageErrorKind::NotFound
-    );
+    assert_eq!(a.get_range("segments/1/x.seg", 0..1).await.unwrap_err().kind(), StorageErrorKind::NotFound);
 }
 
 #[tokio::test]
@@ -213,14 +163,10 @@ async fn open_builds_a_working_store_from_the_environment() {
         return;
     };
     let bucket = new_bucket(&endpoint).await;
-    let store = streamhouse_storage::open(&format!("s3://{bucket}/via-open"))
-        .await
-        .unwrap();
+    let store = streamhouse_storage::open(&format!("s3://{bucket}/via-open")).await.unwrap();
     store.put("k", Bytes::from_static(b"v")).await.unwrap();
     assert_eq!(store.get_range("k", 0..1).await.unwrap(), "v");
-    let raw = S3Store::with_settings(&format!("s3://{bucket}"), settings(&endpoint))
-        .await
-        .unwrap();
+    let raw = S3Store::with_settings(&format!("s3://{bucket}"), settings(&endpoint)).await.unwrap();
     assert_eq!(raw.list("").await.unwrap()[0].key, "via-open/k");
 }
 
@@ -229,9 +175,7 @@ async fn a_missing_bucket_is_invalid_and_says_what_to_check() {
     let Some(endpoint) = endpoint("a_missing_bucket_is_invalid_and_says_what_to_check") else {
         return;
     };
-    let store = S3Store::with_settings("s3://streamhouse-no-such-bucket/p", settings(&endpoint))
-        .await
-        .unwrap();
+    let store = S3Store::with_settings("s3://streamhouse-no-such-bucket/p", settings(&endpoint)).await.unwrap();
     let err = store.put("k", Bytes::from_static(b"v")).await.unwrap_err();
     assert_eq!(err.kind(), StorageErrorKind::Invalid, "{err}");
     assert!(err.to_string().contains("bucket name"), "{err}");
@@ -246,16 +190,11 @@ async fn an_unreachable_endpoint_is_unavailable() {
         return;
     };
     // Port 1 on loopback: nothing listens there, so the connection is refused at once.
-    let store = S3Store::with_settings("s3://bucket/p", settings("http://127.0.0.1:1"))
-        .await
-        .unwrap();
+    let store = S3Store::with_settings("s3://bucket/p", settings("http://127.0.0.1:1")).await.unwrap();
     let err = store.get_range("k", 0..1).await.unwrap_err();
     assert_eq!(err.kind(), StorageErrorKind::Unavailable, "{err}");
     assert!(err.is_retriable());
-    assert!(
-        err.to_string().contains("could not reach the S3 endpoint"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("could not reach the S3 endpoint"), "{err}");
 }
 
 #[tokio::test]
@@ -290,9 +229,7 @@ async fn a_silent_endpoint_times_out_as_unavailable() {
         attempt_timeout: std::time::Duration::from_millis(300),
         ..settings(&format!("http://{}", silent.local_addr().unwrap()))
     };
-    let store = S3Store::with_settings("s3://bucket/p", settings)
-        .await
-        .unwrap();
+    let store = S3Store::with_settings("s3://bucket/p", settings).await.unwrap();
     let started = std::time::Instant::now();
     let err = store.get_range("k", 0..1).await.unwrap_err();
     assert_eq!(err.kind(), StorageErrorKind::Unavailable, "{err}");

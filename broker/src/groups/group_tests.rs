@@ -43,7 +43,8 @@ fn stable_pair(t: Instant) -> (Group, String, String) {
     assert_eq!(ja.members.len(), 2, "the leader sees every member");
     assert!(jb.members.is_empty(), "followers do not");
     let mut follower = later(g.sync("b", None, 1, (None, None), vec![], t));
-    let leader = later(g.sync("a", None, 1, (None, None), vec![("a".into(), Bytes::from_static(b"A")), ("b".into(), Bytes::from_static(b"B"))], t));
+    let leader =
+        later(g.sync("a", None, 1, (None, None), vec![("a".into(), Bytes::from_static(b"A")), ("b".into(), Bytes::from_static(b"B"))], t));
     assert_eq!(g.state, State::Stable);
     assert_eq!(follower.try_recv().map(|s| s.assignment).ok(), Some(Bytes::from_static(b"B")));
     drop(leader);
@@ -108,7 +109,14 @@ fn static_member_restart_keeps_its_assignment_without_rebalance() {
     g.tick(t + Duration::from_millis(20));
     now_joined(second);
     let _ = g.sync("s2", Some("i2"), 1, (None, None), vec![], t);
-    let _ = g.sync("s1", Some("i1"), 1, (None, None), vec![("s1".into(), Bytes::from_static(b"A")), ("s2".into(), Bytes::from_static(b"B"))], t);
+    let _ = g.sync(
+        "s1",
+        Some("i1"),
+        1,
+        (None, None),
+        vec![("s1".into(), Bytes::from_static(b"A")), ("s2".into(), Bytes::from_static(b"B"))],
+        t,
+    );
     assert_eq!(g.state, State::Stable);
     let back = now_joined(g.join(join_req("", Some("i2"), b"m"), &mut next, t));
     assert_eq!((back.error, back.generation, back.member_id.as_str()), (None, 1, "s1-again"));
@@ -186,7 +194,14 @@ fn static_leader_restart_skips_assignment_without_rebalance() {
     g.tick(t + Duration::from_millis(20));
     now_joined(second);
     let _ = g.sync("s2", Some("i2"), 1, (None, None), vec![], t);
-    let _ = g.sync("s1", Some("i1"), 1, (None, None), vec![("s1".into(), Bytes::from_static(b"A")), ("s2".into(), Bytes::from_static(b"B"))], t);
+    let _ = g.sync(
+        "s1",
+        Some("i1"),
+        1,
+        (None, None),
+        vec![("s1".into(), Bytes::from_static(b"A")), ("s2".into(), Bytes::from_static(b"B"))],
+        t,
+    );
     // The leader comes back with new metadata for the same protocol.
     let back = now_joined(g.join(join_req("", Some("i1"), b"owned-partitions-changed"), &mut next, t));
     assert_eq!((back.error, back.generation, back.leader.as_str()), (None, 1, "s1-again"));

@@ -6,14 +6,14 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 use streamhouse_protocol::ProtocolError;
 use streamhouse_protocol::request::encode_response;
 
 use super::ROUTES;
-use crate::context::AgentContext;
 use super::fallback::Fallback;
+use crate::context::AgentContext;
 use crate::error::Result;
 
 pub async fn handle(_: &AgentContext, _: &RequestHeader, _: ApiVersionsRequest) -> Result<ApiVersionsResponse> {
@@ -22,10 +22,7 @@ pub async fn handle(_: &AgentContext, _: &RequestHeader, _: ApiVersionsRequest) 
 
 fn response() -> ApiVersionsResponse {
     ApiVersionsResponse::default().with_api_keys(
-        ROUTES
-            .iter()
-            .map(|r| ApiVersion::default().with_api_key(r.key as i16).with_min_version(r.min).with_max_version(r.max))
-            .collect(),
+        ROUTES.iter().map(|r| ApiVersion::default().with_api_key(r.key as i16).with_min_version(r.min).with_max_version(r.max)).collect(),
     )
 }
 
@@ -34,7 +31,6 @@ pub fn unsupported_version(correlation_id: i32) -> std::result::Result<Bytes, Pr
     let body = response().with_error_code(ResponseError::UnsupportedVersion.code());
     encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
 }
-
 
 impl Fallback for ApiVersionsRequest {
     type Response = ApiVersionsResponse;

@@ -12,9 +12,9 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use kafka_protocol::protocol::StrBytes;
 use tracing::info;
 
+use super::fallback::Fallback;
 use crate::context::AgentContext;
 use crate::error::Result;
-use super::fallback::Fallback;
 use crate::leases;
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: CreatePartitionsRequest) -> Result<CreatePartitionsResponse> {
@@ -56,7 +56,11 @@ impl Fallback for CreatePartitionsRequest {
     type Response = CreatePartitionsResponse;
 
     fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<CreatePartitionsResponse> {
-        let results = self.topics.iter().map(|t| CreatePartitionsTopicResult::default().with_name(t.name.clone()).with_error_code(code.code())).collect();
+        let results = self
+            .topics
+            .iter()
+            .map(|t| CreatePartitionsTopicResult::default().with_name(t.name.clone()).with_error_code(code.code()))
+            .collect();
         Some(CreatePartitionsResponse::default().with_results(results))
     }
 }

@@ -18,10 +18,10 @@ use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::NewTopic;
 use tracing::info;
 
-use super::topic_configs::{check_partition_limits, SOURCE_DEFAULT, SOURCE_TOPIC, TOPIC_DEFAULTS, validate, validate_topic_name};
+use super::fallback::Fallback;
+use super::topic_configs::{SOURCE_DEFAULT, SOURCE_TOPIC, TOPIC_DEFAULTS, check_partition_limits, validate, validate_topic_name};
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
-use super::fallback::Fallback;
 use crate::leases;
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: CreateTopicsRequest) -> Result<CreateTopicsResponse> {
@@ -61,7 +61,10 @@ async fn create(ctx: &AgentContext, t: CreatableTopic, validate_only: bool) -> s
         return Err((ResponseError::InvalidReplicationFactor, "replication factor must be -1 or positive".into()));
     }
     if !t.assignments.is_empty() {
-        return Err((ResponseError::InvalidReplicaAssignment, "manual replica assignment is not supported: leases place partitions".into()));
+        return Err((
+            ResponseError::InvalidReplicaAssignment,
+            "manual replica assignment is not supported: leases place partitions".into(),
+        ));
     }
     let mut configs = BTreeMap::new();
     for c in &t.configs {

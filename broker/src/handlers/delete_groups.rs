@@ -6,9 +6,9 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, RequestHeader};
 use streamhouse_metadata::MetadataErrorKind;
 
+use super::fallback::Fallback;
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
-use super::fallback::Fallback;
 use crate::groups;
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: DeleteGroupsRequest) -> Result<DeleteGroupsResponse> {
@@ -43,7 +43,11 @@ impl Fallback for DeleteGroupsRequest {
     type Response = DeleteGroupsResponse;
 
     fn failed(&self, _: &AgentContext, _: i16, code: ResponseError) -> Option<DeleteGroupsResponse> {
-        let results = self.groups_names.iter().map(|g| DeletableGroupResult::default().with_group_id(g.clone()).with_error_code(code.code())).collect();
+        let results = self
+            .groups_names
+            .iter()
+            .map(|g| DeletableGroupResult::default().with_group_id(g.clone()).with_error_code(code.code()))
+            .collect();
         Some(DeleteGroupsResponse::default().with_results(results))
     }
 }

@@ -11,8 +11,8 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::info;
 use uuid::Uuid;
 
-use crate::context::AgentContext;
 use super::fallback::Fallback;
+use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: DeleteTopicsRequest) -> Result<DeleteTopicsResponse> {
@@ -64,7 +64,10 @@ impl Fallback for DeleteTopicsRequest {
                 .map(|t| DeletableTopicResult::default().with_name(t.name.clone()).with_topic_id(t.topic_id).with_error_code(code.code()))
                 .collect()
         } else {
-            self.topic_names.iter().map(|n| DeletableTopicResult::default().with_name(Some(n.clone())).with_error_code(code.code())).collect()
+            self.topic_names
+                .iter()
+                .map(|n| DeletableTopicResult::default().with_name(Some(n.clone())).with_error_code(code.code()))
+                .collect()
         };
         Some(DeleteTopicsResponse::default().with_responses(responses))
     }

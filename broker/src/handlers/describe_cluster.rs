@@ -7,8 +7,8 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::context::AgentContext;
 use super::fallback::Fallback;
+use crate::context::AgentContext;
 use crate::error::Result;
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, _: DescribeClusterRequest) -> Result<DescribeClusterResponse> {

@@ -12,9 +12,9 @@ use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourc
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
+use super::fallback::Fallback;
 use super::topic_configs::{SOURCE_DEFAULT, SOURCE_TOPIC, TOPIC_DEFAULTS, TYPE_INT, TYPE_STRING};
 use crate::context::AgentContext;
-use super::fallback::Fallback;
 use crate::error::Result;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -41,7 +41,11 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: DescribeCon
         };
         results.push(match entries {
             Ok(entries) => base.with_configs(
-                entries.into_iter().filter(|e| wanted(r, &e.name)).map(|e| describe(e, req.include_synonyms, header.request_api_version)).collect(),
+                entries
+                    .into_iter()
+                    .filter(|e| wanted(r, &e.name))
+                    .map(|e| describe(e, req.include_synonyms, header.request_api_version))
+                    .collect(),
             ),
             Err(code) => base.with_error_code(code.code()),
         });
@@ -85,7 +89,12 @@ fn wanted(r: &DescribeConfigsResource, name: &str) -> bool {
 fn describe(e: Entry, synonyms: bool, version: i16) -> DescribeConfigsResourceResult {
     let value = Some(StrBytes::from_string(e.value.clone()));
     let synonyms = if synonyms {
-        vec![DescribeConfigsSynonym::default().with_name(StrBytes::from_string(e.name.clone())).with_value(value.clone()).with_source(e.source)]
+        vec![
+            DescribeConfigsSynonym::default()
+                .with_name(StrBytes::from_string(e.name.clone()))
+                .with_value(value.clone())
+                .with_source(e.source),
+        ]
     } else {
         Vec::new()
     };

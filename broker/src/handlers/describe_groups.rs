@@ -10,9 +10,9 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
+use super::fallback::Fallback;
 use crate::context::AgentContext;
 use crate::error::Result;
-use super::fallback::Fallback;
 use crate::groups;
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: DescribeGroupsRequest) -> Result<DescribeGroupsResponse> {

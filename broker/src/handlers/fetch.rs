@@ -19,12 +19,12 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
 use streamhouse_metadata::{PartitionId, Topic};
 
+use super::fallback::{Fallback, own_wait_plus_margin};
 use super::leader_epoch::check_current_epoch;
 use super::topic_configs::agent_group_of;
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
 use crate::partition::reader::{self, Source};
-use super::fallback::{Fallback, own_wait_plus_margin};
 use crate::partition::table::REMOTE_STATE_TTL;
 
 /// Caps a client's max_wait_ms so a bad value cannot park a request forever.

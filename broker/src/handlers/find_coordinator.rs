@@ -13,10 +13,10 @@ use kafka_protocol::protocol::StrBytes;
 
 use streamhouse_metadata::AgentInfo;
 
+use super::fallback::Fallback;
 use crate::cluster;
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
-use super::fallback::Fallback;
 use crate::groups;
 
 /// The live holder of the group's lease, or else its preferred agent (taking the lease if that is us).
@@ -42,7 +42,8 @@ const KEY_GROUP: i8 = 0;
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: FindCoordinatorRequest) -> Result<FindCoordinatorResponse> {
     if header.request_api_version < 4 {
         let c = find(ctx, req.key_type, req.key.as_str()).await;
-        let r = FindCoordinatorResponse::default().with_error_code(c.error_code).with_node_id(c.node_id).with_host(c.host).with_port(c.port);
+        let r =
+            FindCoordinatorResponse::default().with_error_code(c.error_code).with_node_id(c.node_id).with_host(c.host).with_port(c.port);
         return Ok(if header.request_api_version >= 1 { r.with_error_message(c.error_message) } else { r });
     }
     let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
@@ -55,7 +56,9 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: FindCoordin
 async fn find(ctx: &AgentContext, key_type: i8, key: &str) -> Coordinator {
     let outcome = if key_type == KEY_GROUP { coordinator_of(ctx, key).await } else { Err(ResponseError::CoordinatorNotAvailable) };
     match outcome {
-        Ok(agent) => Coordinator::default().with_node_id(BrokerId(agent.id)).with_host(StrBytes::from_string(agent.host)).with_port(agent.port),
+        Ok(agent) => {
+            Coordinator::default().with_node_id(BrokerId(agent.id)).with_host(StrBytes::from_string(agent.host)).with_port(agent.port)
+        }
         Err(e) => Coordinator::default()
             .with_error_code(e.code())
             .with_error_message(Some(StrBytes::from_static_str(if key_type == KEY_GROUP {
@@ -76,7 +79,9 @@ impl Fallback for FindCoordinatorRequest {
             FindCoordinatorResponse::default().with_coordinators(
                 self.coordinator_keys
                     .iter()
-                    .map(|k| Coordinator::default().with_key(k.clone()).with_node_id(BrokerId(-1)).with_port(-1).with_error_code(code.code()))
+                    .map(|k| {
+                        Coordinator::default().with_key(k.clone()).with_node_id(BrokerId(-1)).with_port(-1).with_error_code(code.code())
+                    })
                     .collect(),
             )
         } else {

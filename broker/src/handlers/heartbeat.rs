@@ -7,9 +7,9 @@ use std::time::Instant;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, RequestHeader};
 
+use super::fallback::Fallback;
 use crate::context::AgentContext;
 use crate::error::Result;
-use super::fallback::Fallback;
 use crate::groups;
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: HeartbeatRequest) -> Result<HeartbeatResponse> {

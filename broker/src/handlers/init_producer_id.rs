@@ -8,8 +8,8 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader};
 
-use crate::context::AgentContext;
 use super::fallback::Fallback;
+use crate::context::AgentContext;
 use crate::error::Result;
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: InitProducerIdRequest) -> Result<InitProducerIdResponse> {

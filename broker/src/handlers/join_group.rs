@@ -14,14 +14,17 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
+use super::fallback::{Fallback, own_wait_plus_margin};
 use crate::connection;
 use crate::context::AgentContext;
 use crate::error::Result;
-use super::fallback::{Fallback, own_wait_plus_margin};
 
 /// The longest rebalance timeout a join is held for (a client asking more is answered by then).
 const MAX_REBALANCE_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
-use crate::groups::{self, group::{Join, Joined, Reply}};
+use crate::groups::{
+    self,
+    group::{Join, Joined, Reply},
+};
 
 /// Extra wait beyond the rebalance timeout before we give up on an answer from the state machine.
 const GRACE: Duration = Duration::from_secs(5);
@@ -30,7 +33,12 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: JoinGroupRe
     let version = header.request_api_version;
     let handle = match groups::group(ctx, req.group_id.0.as_str()).await {
         Ok(h) => h,
-        Err(e) => return Ok(respond(Joined { error: Some(e), generation: -1, member_id: req.member_id.to_string(), ..Default::default() }, version)),
+        Err(e) => {
+            return Ok(respond(
+                Joined { error: Some(e), generation: -1, member_id: req.member_id.to_string(), ..Default::default() },
+                version,
+            ));
+        }
     };
     let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let rebalance_ms = if version >= 1 { req.rebalance_timeout_ms } else { req.session_timeout_ms };
@@ -53,7 +61,12 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: JoinGroupRe
             let wait = Duration::from_millis(u64::try_from(rebalance_ms).unwrap_or(0)) + GRACE;
             match tokio::time::timeout(wait, rx).await {
                 Ok(Ok(j)) => j,
-                _ => Joined { error: Some(ResponseError::RebalanceInProgress), generation: -1, member_id: req.member_id.to_string(), ..Default::default() },
+                _ => Joined {
+                    error: Some(ResponseError::RebalanceInProgress),
+                    generation: -1,
+                    member_id: req.member_id.to_string(),
+                    ..Default::default()
+                },
             }
         }
     };

@@ -9,9 +9,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHeader};
 
+use super::fallback::Fallback;
 use crate::context::AgentContext;
 use crate::error::Result;
-use super::fallback::Fallback;
 use crate::groups;
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: LeaveGroupRequest) -> Result<LeaveGroupResponse> {

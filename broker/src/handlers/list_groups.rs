@@ -8,8 +8,8 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::context::AgentContext;
 use super::fallback::Fallback;
+use crate::context::AgentContext;
 use crate::error::Result;
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ListGroupsRequest) -> Result<ListGroupsResponse> {
@@ -21,7 +21,8 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ListGroupsR
             None => (if saved.members.is_empty() { "Empty" } else { "Stable" }, saved.protocol_type.clone()),
         };
         let state_ok = req.states_filter.is_empty() || req.states_filter.iter().any(|s| s.as_str().eq_ignore_ascii_case(state));
-        let type_ok = version < 5 || req.types_filter.is_empty() || req.types_filter.iter().any(|t| t.as_str().eq_ignore_ascii_case("classic"));
+        let type_ok =
+            version < 5 || req.types_filter.is_empty() || req.types_filter.iter().any(|t| t.as_str().eq_ignore_ascii_case("classic"));
         if !(state_ok && type_ok) {
             continue;
         }

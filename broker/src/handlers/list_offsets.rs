@@ -16,9 +16,9 @@ use kafka_protocol::records::RecordBatchDecoder;
 use streamhouse_metadata::{PartitionId, SegmentRef};
 use streamhouse_protocol::batch;
 
+use super::fallback::Fallback;
 use super::leader_epoch::check_current_epoch;
 use crate::context::AgentContext;
-use super::fallback::Fallback;
 use crate::error::{BrokerError, Result};
 
 const LATEST: i64 = -1;

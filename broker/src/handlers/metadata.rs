@@ -15,10 +15,10 @@ use streamhouse_metadata::{MetadataErrorKind, NewTopic, Topic};
 use tracing::info;
 use uuid::Uuid;
 
+use super::fallback::Fallback;
 use super::topic_configs::{agent_group_of, validate_topic_name};
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
-use super::fallback::Fallback;
 use crate::leases;
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: MetadataRequest) -> Result<MetadataResponse> {
@@ -49,7 +49,8 @@ fn response(ctx: &AgentContext, version: i16, topics: Vec<MetadataResponseTopic>
         .live()
         .into_iter()
         .map(|a| {
-            let b = MetadataResponseBroker::default().with_node_id(BrokerId(a.id)).with_host(StrBytes::from_string(a.host)).with_port(a.port);
+            let b =
+                MetadataResponseBroker::default().with_node_id(BrokerId(a.id)).with_host(StrBytes::from_string(a.host)).with_port(a.port);
             if version >= 1 { b.with_rack(a.zone.map(StrBytes::from_string)) } else { b }
         })
         .collect();
@@ -143,7 +144,10 @@ impl Fallback for MetadataRequest {
     /// which every client retries shortly: an empty list would read as "deleted".
     fn failed(&self, ctx: &AgentContext, version: i16, _: ResponseError) -> Option<MetadataResponse> {
         let topics = match &self.topics {
-            Some(wanted) => wanted.iter().map(|w| failed(w.name.as_ref().map(|n| n.0.as_str()), w.topic_id, ResponseError::LeaderNotAvailable)).collect(),
+            Some(wanted) => wanted
+                .iter()
+                .map(|w| failed(w.name.as_ref().map(|n| n.0.as_str()), w.topic_id, ResponseError::LeaderNotAvailable))
+                .collect(),
             None => ctx.partitions.topics().iter().map(|t| failed(Some(&t.name), Uuid::nil(), ResponseError::LeaderNotAvailable)).collect(),
         };
         Some(response(ctx, version, topics))

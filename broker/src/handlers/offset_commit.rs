@@ -13,9 +13,9 @@ use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponseParti
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, RequestHeader};
 use streamhouse_metadata::{CommittedOffset, MetadataErrorKind};
 
+use super::fallback::Fallback;
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
-use super::fallback::Fallback;
 use crate::groups;
 
 /// Kafka's offset.metadata.max.bytes.
@@ -53,7 +53,9 @@ pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: OffsetCommitRequ
                 .zip(refused)
                 .map(|(p, refusal)| {
                     let error = refusal.or(group_error);
-                    OffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(error.map_or(0, |e| e.code()))
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error.map_or(0, |e| e.code()))
                 })
                 .collect();
             OffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions)
@@ -63,7 +65,11 @@ pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: OffsetCommitRequ
 }
 
 /// Commits the partitions not refused, if the member may commit.
-async fn commit(ctx: &AgentContext, req: &OffsetCommitRequest, refusals: &[Vec<Option<ResponseError>>]) -> std::result::Result<(), ResponseError> {
+async fn commit(
+    ctx: &AgentContext,
+    req: &OffsetCommitRequest,
+    refusals: &[Vec<Option<ResponseError>>],
+) -> std::result::Result<(), ResponseError> {
     let group_id = req.group_id.0.as_str();
     let handle = groups::group(ctx, group_id).await?;
     let instance = req.group_instance_id.as_ref().map(|i| i.as_str());

@@ -11,9 +11,9 @@ use kafka_protocol::messages::{ConsumerProtocolSubscription, OffsetDeleteRequest
 use kafka_protocol::protocol::Decodable;
 use streamhouse_metadata::MetadataErrorKind;
 
+use super::fallback::Fallback;
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
-use super::fallback::Fallback;
 use crate::groups::{self, group::Group};
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: OffsetDeleteRequest) -> Result<OffsetDeleteResponse> {

@@ -8,15 +8,16 @@ use std::collections::HashMap;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, RequestHeader, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::CommittedOffset;
 
+use super::fallback::Fallback;
 use crate::context::AgentContext;
 use crate::error::Result;
-use super::fallback::Fallback;
 use crate::groups;
 
 /// One partition's answer: (partition, offset, leader epoch, metadata).
@@ -45,7 +46,8 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: OffsetFetch
                     )
                 })
                 .collect();
-            groups_out.push(OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_topics(topics).with_error_code(error));
+            groups_out
+                .push(OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_topics(topics).with_error_code(error));
         }
         return Ok(OffsetFetchResponse::default().with_groups(groups_out));
     }
@@ -76,11 +78,8 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: OffsetFetch
 /// The answers per topic, in request order (or committed order for "all"), and a group error code.
 async fn fetch(ctx: &AgentContext, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> (Vec<(String, Vec<Answer>)>, i16) {
     let failed = |e: ResponseError, wanted: Option<Vec<(String, Vec<i32>)>>| {
-        let answers = wanted
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, -1, -1, None)).collect()))
-            .collect();
+        let answers =
+            wanted.unwrap_or_default().into_iter().map(|(t, ps)| (t, ps.into_iter().map(|p| (p, -1, -1, None)).collect())).collect();
         (answers, e.code())
     };
     if let Err(e) = groups::group(ctx, group).await {
@@ -130,7 +129,11 @@ impl Fallback for OffsetFetchRequest {
     /// where only partitions carry codes, each partition asked for.
     fn failed(&self, _: &AgentContext, version: i16, code: ResponseError) -> Option<OffsetFetchResponse> {
         if version >= 8 {
-            let groups = self.groups.iter().map(|g| OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_error_code(code.code())).collect();
+            let groups = self
+                .groups
+                .iter()
+                .map(|g| OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone()).with_error_code(code.code()))
+                .collect();
             return Some(OffsetFetchResponse::default().with_groups(groups));
         }
         if version >= 2 {
@@ -144,7 +147,12 @@ impl Fallback for OffsetFetchRequest {
                 let partitions = t
                     .partition_indexes
                     .iter()
-                    .map(|p| OffsetFetchResponsePartition::default().with_partition_index(*p).with_committed_offset(-1).with_error_code(code.code()))
+                    .map(|p| {
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(*p)
+                            .with_committed_offset(-1)
+                            .with_error_code(code.code())
+                    })
                     .collect();
                 OffsetFetchResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions)
             })

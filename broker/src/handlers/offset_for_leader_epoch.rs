@@ -10,9 +10,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset,
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, RequestHeader};
 use streamhouse_metadata::PartitionId;
 
+use super::fallback::Fallback;
 use super::leader_epoch::check_current_epoch;
 use crate::context::AgentContext;
-use super::fallback::Fallback;
 use crate::error::Result;
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: OffsetForLeaderEpochRequest) -> Result<OffsetForLeaderEpochResponse> {
@@ -50,7 +50,6 @@ fn resolve(history: &[(i32, i64)], wanted: i32, high_watermark: i64) -> (i32, i6
     (history[i].0, end)
 }
 
-
 impl Fallback for OffsetForLeaderEpochRequest {
     type Response = OffsetForLeaderEpochResponse;
 
@@ -62,7 +61,13 @@ impl Fallback for OffsetForLeaderEpochRequest {
                 let partitions = t
                     .partitions
                     .iter()
-                    .map(|p| EpochEndOffset::default().with_partition(p.partition).with_error_code(code.code()).with_leader_epoch(-1).with_end_offset(-1))
+                    .map(|p| {
+                        EpochEndOffset::default()
+                            .with_partition(p.partition)
+                            .with_error_code(code.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1)
+                    })
                     .collect();
                 OffsetForLeaderTopicResult::default().with_topic(t.topic.clone()).with_partitions(partitions)
             })

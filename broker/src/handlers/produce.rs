@@ -18,10 +18,10 @@ use streamhouse_protocol::batch::{BatchError, RecordBatch};
 use tokio::sync::oneshot;
 use tracing::debug;
 
+use super::fallback::{ANSWER_MARGIN, Fallback};
 use super::topic_configs::default_of;
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
-use super::fallback::{ANSWER_MARGIN, Fallback};
 use crate::partition::writer::AppendResult;
 
 const VALID_ACKS: [i16; 3] = [-1, 0, 1];

@@ -10,14 +10,17 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{RequestHeader, SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::fallback::Fallback;
 use crate::context::AgentContext;
 use crate::error::Result;
-use super::fallback::Fallback;
 
 /// How long a follower's SyncGroup may wait for the leader's assignment before it is answered
 /// REBALANCE_IN_PROGRESS-style with a retriable error (below Java's 30 s request timeout).
 const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(25);
-use crate::groups::{self, group::{Reply, Synced}};
+use crate::groups::{
+    self,
+    group::{Reply, Synced},
+};
 
 /// A follower waits for the leader's assignment at most this long.
 const WAIT: Duration = Duration::from_secs(60);

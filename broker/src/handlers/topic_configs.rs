@@ -62,7 +62,10 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
 pub async fn check_partition_limits(ctx: &AgentContext, total: i32, adding: i32) -> Result<(), (ResponseError, String)> {
     let per_topic = ctx.config.max_partitions_per_topic;
     if total > per_topic {
-        return Err((ResponseError::InvalidPartitions, format!("{total} partitions: a topic may have at most {per_topic} (--max-partitions-per-topic)")));
+        return Err((
+            ResponseError::InvalidPartitions,
+            format!("{total} partitions: a topic may have at most {per_topic} (--max-partitions-per-topic)"),
+        ));
     }
     let topics = ctx.metadata.topics().await.map_err(|e| {
         let e = BrokerError::from(e);

@@ -46,11 +46,7 @@ impl ProducerTable {
             return if h.base_sequence == 0 { Ok(Check::Append) } else { Err(ResponseError::OutOfOrderSequenceNumber) };
         }
         let last_sequence = h.last_sequence();
-        if let Some(dup) = state
-            .batches
-            .iter()
-            .find(|b| b.first_sequence == h.base_sequence && b.last_sequence == last_sequence)
-        {
+        if let Some(dup) = state.batches.iter().find(|b| b.first_sequence == h.base_sequence && b.last_sequence == last_sequence) {
             return Ok(Check::Duplicate { base_offset: dup.base_offset });
         }
         match state.batches.last() {

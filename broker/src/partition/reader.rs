@@ -73,14 +73,22 @@ pub async fn source(ctx: &AgentContext, id: PartitionId, fresh: bool) -> Result<
             None => return Ok(None),
         },
     };
-    let snapshot = Snapshot { leader_epoch: state.leader_epoch, high_watermark: state.high_watermark, log_start_offset: state.log_start_offset };
+    let snapshot =
+        Snapshot { leader_epoch: state.leader_epoch, high_watermark: state.high_watermark, log_start_offset: state.log_start_offset };
     Ok(Some(Source::Store(id, snapshot)))
 }
 
 /// Reads from `offset`. `max_bytes` may be exceeded by the first batch only, and only when
 /// `allow_oversized` (KIP-74: a consumer must always be able to make progress). After `deadline`
 /// no further GET starts once something was read.
-pub async fn read(ctx: &AgentContext, source: &Source, offset: i64, max_bytes: usize, allow_oversized: bool, deadline: Instant) -> Result<Read> {
+pub async fn read(
+    ctx: &AgentContext,
+    source: &Source,
+    offset: i64,
+    max_bytes: usize,
+    allow_oversized: bool,
+    deadline: Instant,
+) -> Result<Read> {
     let snapshot = source.snapshot();
     if offset < snapshot.log_start_offset || offset > snapshot.high_watermark {
         return Err(ResponseError::OffsetOutOfRange.into());

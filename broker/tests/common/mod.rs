@@ -105,8 +105,8 @@ impl RawClient {
         let key = ApiKey::try_from(R::KEY).expect("known key");
         let header = ResponseHeader::decode(&mut response, key.response_header_version(version)).expect("response header");
         assert_eq!(header.correlation_id, self.correlation_id, "answers come in request order");
-        let decoded = R::Response::decode(&mut response, version)
-            .unwrap_or_else(|e| panic!("{key:?} v{version} response does not decode: {e}"));
+        let decoded =
+            R::Response::decode(&mut response, version).unwrap_or_else(|e| panic!("{key:?} v{version} response does not decode: {e}"));
         assert_eq!(response.remaining(), 0, "{key:?} v{version} response has trailing bytes");
         decoded
     }

@@ -33,12 +33,7 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     /// One statement; no transaction needed.
-    pub(crate) async fn register_agent(
-        conn: &mut DB::Connection,
-        agent: &AgentInfo,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<()> {
+    pub(crate) async fn register_agent(conn: &mut DB::Connection, agent: &AgentInfo, now_ms: i64, ttl_ms: i64) -> Result<()> {
         sqlx::query(REGISTER)
             .bind(agent.id)
             .bind(agent.host.as_str())
@@ -56,10 +51,7 @@ where
         Ok(())
     }
 
-    pub(crate) async fn live_agents(
-        conn: &mut DB::Connection,
-        now_ms: i64,
-    ) -> Result<Vec<AgentInfo>> {
+    pub(crate) async fn live_agents(conn: &mut DB::Connection, now_ms: i64) -> Result<Vec<AgentInfo>> {
         let rows = sqlx::query(LIVE).bind(now_ms).fetch_all(&mut *conn).await?;
         rows.iter()
             .map(|row| {
@@ -82,13 +74,8 @@ where
     /// Sorted in Rust, not by ORDER BY, so both backends agree on the order whatever PostgreSQL's
     /// collation. A full scan of the segment index: meant for the sweeper, which runs rarely.
     pub(crate) async fn referenced_objects(conn: &mut DB::Connection) -> Result<Vec<String>> {
-        let rows = sqlx::query(REFERENCED_OBJECTS)
-            .fetch_all(&mut *conn)
-            .await?;
-        let mut keys = rows
-            .iter()
-            .map(|row| Ok(row.try_get(0)?))
-            .collect::<Result<Vec<String>>>()?;
+        let rows = sqlx::query(REFERENCED_OBJECTS).fetch_all(&mut *conn).await?;
+        let mut keys = rows.iter().map(|row| Ok(row.try_get(0)?)).collect::<Result<Vec<String>>>()?;
         keys.sort_unstable();
         Ok(keys)
     }

@@ -7,8 +7,7 @@ use super::Queries;
 use crate::{MetadataError, Result};
 
 /// The single-row table's key makes a second insert a no-op, so concurrent first opens agree.
-const INSERT_IF_MISSING: &str =
-    "INSERT INTO cluster (id, cluster_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING";
+const INSERT_IF_MISSING: &str = "INSERT INTO cluster (id, cluster_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING";
 const SELECT: &str = "SELECT cluster_id FROM cluster WHERE id = 1";
 
 impl<DB> Queries<DB>
@@ -21,14 +20,8 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     /// Stores `candidate` unless a cluster id exists already.
-    pub(crate) async fn ensure_cluster_id(
-        conn: &mut DB::Connection,
-        candidate: &str,
-    ) -> Result<()> {
-        sqlx::query(INSERT_IF_MISSING)
-            .bind(candidate)
-            .execute(&mut *conn)
-            .await?;
+    pub(crate) async fn ensure_cluster_id(conn: &mut DB::Connection, candidate: &str) -> Result<()> {
+        sqlx::query(INSERT_IF_MISSING).bind(candidate).execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -48,10 +41,7 @@ fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
         // 1 byte -> 2 chars, 2 -> 3, 3 -> 4: no padding.
         for i in 0..=chunk.len() {
             out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 0x3f) as usize]));

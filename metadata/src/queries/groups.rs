@@ -81,8 +81,7 @@ const UPSERT_OFFSET: &str = "INSERT INTO group_offsets (group_id, topic, partiti
        metadata = excluded.metadata, commit_timestamp_ms = excluded.commit_timestamp_ms";
 const SELECT_OFFSETS: &str = "SELECT topic, partition_index, committed_offset, leader_epoch, metadata, \
      commit_timestamp_ms FROM group_offsets WHERE group_id = $1 ORDER BY topic, partition_index";
-const DELETE_OFFSET: &str =
-    "DELETE FROM group_offsets WHERE group_id = $1 AND topic = $2 AND partition_index = $3";
+const DELETE_OFFSET: &str = "DELETE FROM group_offsets WHERE group_id = $1 AND topic = $2 AND partition_index = $3";
 /// `$1` cutoff. A group with members is alive: its offsets stay however old they are.
 const EXPIRE_OFFSETS: &str = "DELETE FROM group_offsets WHERE commit_timestamp_ms < $1 \
      AND NOT EXISTS (SELECT 1 FROM group_members WHERE group_members.group_id = group_offsets.group_id) \
@@ -120,88 +119,43 @@ where
         row.map(|row| Ok(row.try_get(0)?)).transpose()
     }
 
-    pub(crate) async fn group_coordinator(
-        conn: &mut DB::Connection,
-        group: &str,
-        now_ms: i64,
-    ) -> Result<Option<AgentId>> {
-        let row = sqlx::query(COORDINATOR)
-            .bind(group)
-            .bind(now_ms)
-            .fetch_optional(&mut *conn)
-            .await?;
+    pub(crate) async fn group_coordinator(conn: &mut DB::Connection, group: &str, now_ms: i64) -> Result<Option<AgentId>> {
+        let row = sqlx::query(COORDINATOR).bind(group).bind(now_ms).fetch_optional(&mut *conn).await?;
         row.map(|row| Ok(row.try_get(0)?)).transpose()
     }
 
-    pub(crate) async fn renew_group_leases(
-        conn: &mut DB::Connection,
-        agent: AgentId,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> Result<u64> {
-        let rows = sqlx::query(RENEW)
-            .bind(agent)
-            .bind(now_ms.saturating_add(ttl_ms))
-            .fetch_all(&mut *conn)
-            .await?;
+    pub(crate) async fn renew_group_leases(conn: &mut DB::Connection, agent: AgentId, now_ms: i64, ttl_ms: i64) -> Result<u64> {
+        let rows = sqlx::query(RENEW).bind(agent).bind(now_ms.saturating_add(ttl_ms)).fetch_all(&mut *conn).await?;
         Ok(rows.len() as u64)
     }
 
-    pub(crate) async fn release_group_leases(
-        conn: &mut DB::Connection,
-        agent: AgentId,
-    ) -> Result<()> {
+    pub(crate) async fn release_group_leases(conn: &mut DB::Connection, agent: AgentId) -> Result<()> {
         sqlx::query(RELEASE).bind(agent).execute(&mut *conn).await?;
         Ok(())
     }
 
     /// Run first inside every fenced write transaction: `Fenced` unless `agent` holds the live
     /// lease of `group` at `epoch`, and then the lease row stays locked until the transaction ends.
-    async fn fence_group(
-        conn: &mut DB::Connection,
-        agent: AgentId,
-        epoch: i32,
-        group: &str,
-        now_ms: i64,
-    ) -> Result<()> {
-        let held = sqlx::query(FENCE)
-            .bind(group)
-            .bind(agent)
-            .bind(epoch)
-            .bind(now_ms)
-            .fetch_optional(&mut *conn)
-            .await?;
+    async fn fence_group(conn: &mut DB::Connection, agent: AgentId, epoch: i32, group: &str, now_ms: i64) -> Result<()> {
+        let held = sqlx::query(FENCE).bind(group).bind(agent).bind(epoch).bind(now_ms).fetch_optional(&mut *conn).await?;
         if held.is_some() {
             return Ok(());
         }
-        let row = sqlx::query(LEASE_STATE)
-            .bind(group)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let row = sqlx::query(LEASE_STATE).bind(group).fetch_optional(&mut *conn).await?;
         let why = match row {
             None => "nobody ever held its lease".to_string(),
             Some(row) => {
                 let holder: Option<i32> = row.try_get(0)?;
                 let current: i32 = row.try_get(1)?;
                 let expires_at_ms: i64 = row.try_get(2)?;
-                format!(
-                    "lease is held by {holder:?} at epoch {current}, expiring at {expires_at_ms} (now {now_ms})"
-                )
+                format!("lease is held by {holder:?} at epoch {current}, expiring at {expires_at_ms} (now {now_ms})")
             }
         };
-        Err(MetadataError::fenced(format!(
-            "agent {agent} at coordinator epoch {epoch} no longer coordinates group '{group}': {why}"
-        )))
+        Err(MetadataError::fenced(format!("agent {agent} at coordinator epoch {epoch} no longer coordinates group '{group}': {why}")))
     }
 
     /// Run inside ONE write transaction: the fence, the group row and its members commit together.
-    pub(crate) async fn save_group(
-        conn: &mut DB::Connection,
-        agent: AgentId,
-        epoch: i32,
-        state: &GroupState,
-        now_ms: i64,
-    ) -> Result<()> {
+    pub(crate) async fn save_group(conn: &mut DB::Connection, agent: AgentId, epoch: i32, state: &GroupState, now_ms: i64) -> Result<()> {
         let group = state.group_id.as_str();
         if group.is_empty() {
             return Err(MetadataError::invalid("group id must not be empty"));
@@ -219,14 +173,9 @@ where
             .bind(state.leader.as_deref())
             .execute(&mut *conn)
             .await?;
-        sqlx::query(DELETE_MEMBERS)
-            .bind(group)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(DELETE_MEMBERS).bind(group).execute(&mut *conn).await?;
         for (index, (member, protocols)) in state.members.iter().zip(members).enumerate() {
-            let index = i32::try_from(index).map_err(|_| {
-                MetadataError::invalid(format!("group '{group}' has too many members"))
-            })?;
+            let index = i32::try_from(index).map_err(|_| MetadataError::invalid(format!("group '{group}' has too many members")))?;
             sqlx::query(INSERT_MEMBER)
                 .bind(group)
                 .bind(member.member_id.as_str())
@@ -245,26 +194,14 @@ where
     }
 
     /// Two statements: run in a transaction for a consistent view.
-    pub(crate) async fn load_group(
-        conn: &mut DB::Connection,
-        group: &str,
-    ) -> Result<Option<GroupState>> {
-        let row = sqlx::query(SELECT_GROUP)
-            .bind(group)
-            .fetch_optional(&mut *conn)
-            .await?;
+    pub(crate) async fn load_group(conn: &mut DB::Connection, group: &str) -> Result<Option<GroupState>> {
+        let row = sqlx::query(SELECT_GROUP).bind(group).fetch_optional(&mut *conn).await?;
         let Some(row) = row else {
             return Ok(None);
         };
         let mut state = decode_group::<DB>(&row)?;
-        let rows = sqlx::query(SELECT_MEMBERS)
-            .bind(group)
-            .fetch_all(&mut *conn)
-            .await?;
-        state.members = rows
-            .iter()
-            .map(|row| decode_member::<DB>(row).map(|(_, member)| member))
-            .collect::<Result<_>>()?;
+        let rows = sqlx::query(SELECT_MEMBERS).bind(group).fetch_all(&mut *conn).await?;
+        state.members = rows.iter().map(|row| decode_member::<DB>(row).map(|(_, member)| member)).collect::<Result<_>>()?;
         Ok(Some(state))
     }
 
@@ -275,10 +212,7 @@ where
             let state = decode_group::<DB>(&row)?;
             groups.insert(state.group_id.clone(), state);
         }
-        for row in sqlx::query(SELECT_ALL_MEMBERS)
-            .fetch_all(&mut *conn)
-            .await?
-        {
+        for row in sqlx::query(SELECT_ALL_MEMBERS).fetch_all(&mut *conn).await? {
             let (group, member) = decode_member::<DB>(&row)?;
             // Members of a group whose row is gone cannot happen inside one transaction; skip them
             // rather than invent a group.
@@ -288,35 +222,20 @@ where
         }
         for row in sqlx::query(OFFSET_GROUPS).fetch_all(&mut *conn).await? {
             let group: String = row.try_get(0)?;
-            groups.entry(group.clone()).or_insert_with(|| GroupState {
-                group_id: group,
-                ..GroupState::default()
-            });
+            groups.entry(group.clone()).or_insert_with(|| GroupState { group_id: group, ..GroupState::default() });
         }
         Ok(groups.into_values().collect())
     }
 
     /// Run inside ONE write transaction. The lease row stays, so the epoch keeps counting up.
-    pub(crate) async fn delete_group(
-        conn: &mut DB::Connection,
-        agent: AgentId,
-        epoch: i32,
-        group: &str,
-        now_ms: i64,
-    ) -> Result<()> {
+    pub(crate) async fn delete_group(conn: &mut DB::Connection, agent: AgentId, epoch: i32, group: &str, now_ms: i64) -> Result<()> {
         Self::fence_group(conn, agent, epoch, group, now_ms).await?;
         let mut deleted = 0;
         for statement in DELETE_GROUP_ROWS {
-            deleted += sqlx::query(statement)
-                .bind(group)
-                .fetch_all(&mut *conn)
-                .await?
-                .len();
+            deleted += sqlx::query(statement).bind(group).fetch_all(&mut *conn).await?.len();
         }
         if deleted == 0 {
-            return Err(MetadataError::not_found(format!(
-                "group '{group}' has neither state nor offsets"
-            )));
+            return Err(MetadataError::not_found(format!("group '{group}' has neither state nor offsets")));
         }
         Ok(())
     }
@@ -347,14 +266,8 @@ where
     }
 
     /// Ordered by (topic, partition).
-    pub(crate) async fn fetch_offsets(
-        conn: &mut DB::Connection,
-        group: &str,
-    ) -> Result<Vec<CommittedOffset>> {
-        let rows = sqlx::query(SELECT_OFFSETS)
-            .bind(group)
-            .fetch_all(&mut *conn)
-            .await?;
+    pub(crate) async fn fetch_offsets(conn: &mut DB::Connection, group: &str) -> Result<Vec<CommittedOffset>> {
+        let rows = sqlx::query(SELECT_OFFSETS).bind(group).fetch_all(&mut *conn).await?;
         rows.iter()
             .map(|row| {
                 Ok(CommittedOffset {
@@ -380,22 +293,14 @@ where
     ) -> Result<()> {
         Self::fence_group(conn, agent, epoch, group, now_ms).await?;
         for (topic, partition) in partitions {
-            sqlx::query(DELETE_OFFSET)
-                .bind(group)
-                .bind(topic.as_str())
-                .bind(*partition)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(DELETE_OFFSET).bind(group).bind(topic.as_str()).bind(*partition).execute(&mut *conn).await?;
         }
         Ok(())
     }
 
     /// One statement.
     pub(crate) async fn expire_offsets(conn: &mut DB::Connection, cutoff_ms: i64) -> Result<u64> {
-        let rows = sqlx::query(EXPIRE_OFFSETS)
-            .bind(cutoff_ms)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = sqlx::query(EXPIRE_OFFSETS).bind(cutoff_ms).fetch_all(&mut *conn).await?;
         Ok(rows.len() as u64)
     }
 }
@@ -443,9 +348,7 @@ fn encode_protocols(protocols: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     for (name, metadata) in protocols {
         for field in [name.as_bytes(), metadata.as_slice()] {
-            let len = u32::try_from(field.len()).map_err(|_| {
-                MetadataError::invalid(format!("protocol '{name}' is larger than 4 GiB"))
-            })?;
+            let len = u32::try_from(field.len()).map_err(|_| MetadataError::invalid(format!("protocol '{name}' is larger than 4 GiB")))?;
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(field);
         }
@@ -481,11 +384,7 @@ mod tests {
 
     #[test]
     fn protocols_round_trip() {
-        let protocols = vec![
-            ("range".to_string(), vec![1, 2]),
-            (String::new(), vec![]),
-            ("cooperative-sticky".to_string(), vec![0; 300]),
-        ];
+        let protocols = vec![("range".to_string(), vec![1, 2]), (String::new(), vec![]), ("cooperative-sticky".to_string(), vec![0; 300])];
         let bytes = encode_protocols(&protocols).unwrap();
         assert_eq!(&bytes[..15], b"\0\0\0\x05range\0\0\0\x02\x01\x02");
         assert_eq!(decode_protocols(&bytes).unwrap(), protocols);

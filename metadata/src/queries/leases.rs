@@ -18,8 +18,7 @@ const ACQUIRE: &str = "UPDATE partitions \
      WHERE topic_id = $3 AND partition_index = $4 \
        AND (leader_agent IS NULL OR leader_agent = $1 OR lease_expires_at_ms <= $5) \
      RETURNING leader_epoch, high_watermark, log_start_offset";
-const EXISTS: &str =
-    "SELECT partition_index FROM partitions WHERE topic_id = $1 AND partition_index = $2";
+const EXISTS: &str = "SELECT partition_index FROM partitions WHERE topic_id = $1 AND partition_index = $2";
 const INSERT_EPOCH: &str = "INSERT INTO leader_epochs (topic_id, partition_index, epoch, start_offset) VALUES ($1, $2, $3, $4)";
 /// Also renews a lease that lapsed but that nobody took: the epoch is unchanged, so the agent's
 /// commits stay valid, and had anyone taken it, `leader_agent` would no longer be this agent.
@@ -30,8 +29,7 @@ const RENEW_IN_LOCK_ORDER: &str = "UPDATE partitions SET lease_expires_at_ms = $
      (SELECT topic_id, partition_index FROM partitions WHERE leader_agent = $1 \
      ORDER BY topic_id, partition_index FOR UPDATE) RETURNING partition_index";
 /// The epoch stays: the next acquisition bumps it, which fences anything still in flight.
-const RELEASE: &str =
-    "UPDATE partitions SET leader_agent = NULL, lease_expires_at_ms = 0 WHERE leader_agent = $1";
+const RELEASE: &str = "UPDATE partitions SET leader_agent = NULL, lease_expires_at_ms = 0 WHERE leader_agent = $1";
 /// `$1` agent, `$2`/`$3` partition: like RELEASE, for one partition; matches nothing unless `$1`
 /// holds it.
 const RELEASE_ONE: &str = "UPDATE partitions SET leader_agent = NULL, lease_expires_at_ms = 0 \
@@ -82,24 +80,13 @@ where
             .fetch_optional(&mut *conn)
             .await?;
         let Some(row) = row else {
-            let exists = sqlx::query(EXISTS)
-                .bind(topic_id.as_str())
-                .bind(id.partition)
-                .fetch_optional(&mut *conn)
-                .await?;
+            let exists = sqlx::query(EXISTS).bind(topic_id.as_str()).bind(id.partition).fetch_optional(&mut *conn).await?;
             return match exists {
                 Some(_) => Ok(None),
-                None => Err(MetadataError::not_found(format!(
-                    "partition {id:?} does not exist"
-                ))),
+                None => Err(MetadataError::not_found(format!("partition {id:?} does not exist"))),
             };
         };
-        let lease = Lease {
-            id,
-            leader_epoch: row.try_get(0)?,
-            high_watermark: row.try_get(1)?,
-            log_start_offset: row.try_get(2)?,
-        };
+        let lease = Lease { id, leader_epoch: row.try_get(0)?, high_watermark: row.try_get(1)?, log_start_offset: row.try_get(2)? };
         // The new epoch starts at the high watermark: that is the first offset it will write.
         sqlx::query(INSERT_EPOCH)
             .bind(topic_id.as_str())
@@ -111,13 +98,7 @@ where
         Ok(Some(lease))
     }
 
-    pub(crate) async fn renew_leases(
-        conn: &mut DB::Connection,
-        agent: AgentId,
-        now_ms: i64,
-        ttl_ms: i64,
-        row_locks: bool,
-    ) -> Result<u64> {
+    pub(crate) async fn renew_leases(conn: &mut DB::Connection, agent: AgentId, now_ms: i64, ttl_ms: i64, row_locks: bool) -> Result<u64> {
         let rows = sqlx::query(if row_locks { RENEW_IN_LOCK_ORDER } else { RENEW })
             .bind(agent)
             .bind(now_ms.saturating_add(ttl_ms))
@@ -132,30 +113,15 @@ where
     }
 
     /// One statement; no transaction needed.
-    pub(crate) async fn release_lease(
-        conn: &mut DB::Connection,
-        agent: AgentId,
-        id: PartitionId,
-    ) -> Result<()> {
-        sqlx::query(RELEASE_ONE)
-            .bind(agent)
-            .bind(uuid_text(id.topic_id))
-            .bind(id.partition)
-            .execute(&mut *conn)
-            .await?;
+    pub(crate) async fn release_lease(conn: &mut DB::Connection, agent: AgentId, id: PartitionId) -> Result<()> {
+        sqlx::query(RELEASE_ONE).bind(agent).bind(uuid_text(id.topic_id)).bind(id.partition).execute(&mut *conn).await?;
         Ok(())
     }
 
     /// Ordered by partition id. The SQL orders by the uuid text, which is the uuid's byte order in
     /// SQLite; the sort makes that hold under any PostgreSQL collation too (it is cheap on sorted input).
-    pub(crate) async fn all_partition_states(
-        conn: &mut DB::Connection,
-        now_ms: i64,
-    ) -> Result<Vec<PartitionState>> {
-        let rows = sqlx::query(STATES_OF_ALL)
-            .bind(now_ms)
-            .fetch_all(&mut *conn)
-            .await?;
+    pub(crate) async fn all_partition_states(conn: &mut DB::Connection, now_ms: i64) -> Result<Vec<PartitionState>> {
+        let rows = sqlx::query(STATES_OF_ALL).bind(now_ms).fetch_all(&mut *conn).await?;
         let mut states = rows
             .iter()
             .map(|row| {
@@ -167,49 +133,20 @@ where
         Ok(states)
     }
 
-    pub(crate) async fn partition_states(
-        conn: &mut DB::Connection,
-        topic_id: Uuid,
-        now_ms: i64,
-    ) -> Result<Vec<PartitionState>> {
-        let rows = sqlx::query(STATES_OF_TOPIC)
-            .bind(now_ms)
-            .bind(uuid_text(topic_id))
-            .fetch_all(&mut *conn)
-            .await?;
-        rows.iter()
-            .map(|row| decode_state::<DB>(row, topic_id))
-            .collect()
+    pub(crate) async fn partition_states(conn: &mut DB::Connection, topic_id: Uuid, now_ms: i64) -> Result<Vec<PartitionState>> {
+        let rows = sqlx::query(STATES_OF_TOPIC).bind(now_ms).bind(uuid_text(topic_id)).fetch_all(&mut *conn).await?;
+        rows.iter().map(|row| decode_state::<DB>(row, topic_id)).collect()
     }
 
-    pub(crate) async fn partition_state(
-        conn: &mut DB::Connection,
-        id: PartitionId,
-        now_ms: i64,
-    ) -> Result<Option<PartitionState>> {
-        let row = sqlx::query(STATE_OF_PARTITION)
-            .bind(now_ms)
-            .bind(uuid_text(id.topic_id))
-            .bind(id.partition)
-            .fetch_optional(&mut *conn)
-            .await?;
-        row.as_ref()
-            .map(|row| decode_state::<DB>(row, id.topic_id))
-            .transpose()
+    pub(crate) async fn partition_state(conn: &mut DB::Connection, id: PartitionId, now_ms: i64) -> Result<Option<PartitionState>> {
+        let row =
+            sqlx::query(STATE_OF_PARTITION).bind(now_ms).bind(uuid_text(id.topic_id)).bind(id.partition).fetch_optional(&mut *conn).await?;
+        row.as_ref().map(|row| decode_state::<DB>(row, id.topic_id)).transpose()
     }
 
-    pub(crate) async fn epoch_history(
-        conn: &mut DB::Connection,
-        id: PartitionId,
-    ) -> Result<Vec<(i32, i64)>> {
-        let rows = sqlx::query(EPOCHS)
-            .bind(uuid_text(id.topic_id))
-            .bind(id.partition)
-            .fetch_all(&mut *conn)
-            .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect()
+    pub(crate) async fn epoch_history(conn: &mut DB::Connection, id: PartitionId) -> Result<Vec<(i32, i64)>> {
+        let rows = sqlx::query(EPOCHS).bind(uuid_text(id.topic_id)).bind(id.partition).fetch_all(&mut *conn).await?;
+        rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
     }
 }
 
@@ -221,10 +158,7 @@ where
     usize: ColumnIndex<DB::Row>,
 {
     Ok(PartitionState {
-        id: PartitionId {
-            topic_id,
-            partition: row.try_get(0)?,
-        },
+        id: PartitionId { topic_id, partition: row.try_get(0)? },
         leader: row.try_get(1)?,
         leader_epoch: row.try_get(2)?,
         high_watermark: row.try_get(3)?,

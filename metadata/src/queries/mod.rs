@@ -43,18 +43,15 @@ fn uuid_text(id: Uuid) -> String {
 }
 
 fn parse_uuid(text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text)
-        .map_err(|e| MetadataError::corrupt(format!("bad uuid '{text}' in store")).with_source(e))
+    Uuid::parse_str(text).map_err(|e| MetadataError::corrupt(format!("bad uuid '{text}' in store")).with_source(e))
 }
 
 /// A byte position or length on its way into a BIGINT column.
 fn u64_to_i64(value: u64, what: &str) -> Result<i64> {
-    i64::try_from(value)
-        .map_err(|_| MetadataError::invalid(format!("{what} {value} does not fit a BIGINT")))
+    i64::try_from(value).map_err(|_| MetadataError::invalid(format!("{what} {value} does not fit a BIGINT")))
 }
 
 /// A BIGINT column read back as a byte position or length: negative means the row is damaged.
 fn i64_to_u64(value: i64, what: &str) -> Result<u64> {
-    u64::try_from(value)
-        .map_err(|_| MetadataError::corrupt(format!("negative {what} {value} in store")))
+    u64::try_from(value).map_err(|_| MetadataError::corrupt(format!("negative {what} {value} in store")))
 }

@@ -11,8 +11,7 @@ use crate::{MetadataError, PartitionId, ProducerBatch, ProducerState, Result};
 
 /// Returns the id handed out (the value before the increment). One statement, so concurrent
 /// callers serialize on the row and never see the same id.
-const ALLOCATE: &str =
-    "UPDATE producer_ids SET next_id = next_id + 1 WHERE id = 1 RETURNING next_id - 1";
+const ALLOCATE: &str = "UPDATE producer_ids SET next_id = next_id + 1 WHERE id = 1 RETURNING next_id - 1";
 const SELECT_STATES: &str = "SELECT producer_id, producer_epoch, batches FROM producer_state \
      WHERE topic_id = $1 AND partition_index = $2 ORDER BY producer_id";
 /// Replaces the producer's row: the commit carries its whole current state.
@@ -38,40 +37,21 @@ where
         Ok(row.try_get(0)?)
     }
 
-    pub(crate) async fn producer_states(
-        conn: &mut DB::Connection,
-        id: PartitionId,
-    ) -> Result<Vec<ProducerState>> {
-        let rows = sqlx::query(SELECT_STATES)
-            .bind(uuid_text(id.topic_id))
-            .bind(id.partition)
-            .fetch_all(&mut *conn)
-            .await?;
+    pub(crate) async fn producer_states(conn: &mut DB::Connection, id: PartitionId) -> Result<Vec<ProducerState>> {
+        let rows = sqlx::query(SELECT_STATES).bind(uuid_text(id.topic_id)).bind(id.partition).fetch_all(&mut *conn).await?;
         rows.iter()
             .map(|row| {
                 let producer_id: i64 = row.try_get(0)?;
                 let epoch: i32 = row.try_get(1)?;
-                let producer_epoch = i16::try_from(epoch).map_err(|_| {
-                    MetadataError::corrupt(format!(
-                        "producer {producer_id}: epoch {epoch} is not an int16"
-                    ))
-                })?;
+                let producer_epoch = i16::try_from(epoch)
+                    .map_err(|_| MetadataError::corrupt(format!("producer {producer_id}: epoch {epoch} is not an int16")))?;
                 let batches = decode_batches(&row.try_get::<String, _>(2)?)?;
-                Ok(ProducerState {
-                    producer_id,
-                    producer_epoch,
-                    batches,
-                })
+                Ok(ProducerState { producer_id, producer_epoch, batches })
             })
             .collect()
     }
 
-    pub(super) async fn upsert_producer(
-        conn: &mut DB::Connection,
-        topic_id: &str,
-        partition: i32,
-        state: &ProducerState,
-    ) -> Result<()> {
+    pub(super) async fn upsert_producer(conn: &mut DB::Connection, topic_id: &str, partition: i32, state: &ProducerState) -> Result<()> {
         sqlx::query(UPSERT_STATE)
             .bind(topic_id)
             .bind(partition)
@@ -87,12 +67,7 @@ where
 fn encode_batches(batches: &[ProducerBatch]) -> String {
     batches
         .iter()
-        .map(|b| {
-            format!(
-                "{},{},{},{}",
-                b.first_sequence, b.last_sequence, b.base_offset, b.last_offset
-            )
-        })
+        .map(|b| format!("{},{},{},{}", b.first_sequence, b.last_sequence, b.base_offset, b.last_offset))
         .collect::<Vec<_>>()
         .join(";")
 }
@@ -128,18 +103,8 @@ mod tests {
     #[test]
     fn batches_round_trip() {
         let batches = vec![
-            ProducerBatch {
-                first_sequence: 0,
-                last_sequence: 4,
-                base_offset: 100,
-                last_offset: 104,
-            },
-            ProducerBatch {
-                first_sequence: 5,
-                last_sequence: i32::MAX,
-                base_offset: -1,
-                last_offset: i64::MAX,
-            },
+            ProducerBatch { first_sequence: 0, last_sequence: 4, base_offset: 100, last_offset: 104 },
+            ProducerBatch { first_sequence: 5, last_sequence: i32::MAX, base_offset: -1, last_offset: i64::MAX },
         ];
         let text = encode_batches(&batches);
         assert_eq!(text, format!("0,4,100,104;5,{},-1,{}", i32::MAX, i64::MAX));
@@ -150,15 +115,7 @@ mod tests {
 
     #[test]
     fn damaged_batches_are_corrupt() {
-        for bad in [
-            "1,2,3",
-            "1,2,3,4,5",
-            "1,2,3,x",
-            "1,2,3,4;",
-            ";",
-            "1,2,3,4;;5,6,7,8",
-            " 1,2,3,4",
-        ] {
+        for bad in ["1,2,3", "1,2,3,4,5", "1,2,3,x", "1,2,3,4;", ";", "1,2,3,4;;5,6,7,8", " 1,2,3,4"] {
             let err = decode_batches(bad).unwrap_err();
             assert_eq!(err.kind(), crate::MetadataErrorKind::Corrupt, "{bad}");
         }

@@ -4,9 +4,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, 
 use tracing::{info, warn};
 
 use super::{Queries, i64_to_u64, u64_to_i64, uuid_text};
-use crate::{
-    AgentId, CommitOutcome, MetadataError, PartitionCommit, PartitionId, Result, SegmentRef,
-};
+use crate::{AgentId, CommitOutcome, MetadataError, PartitionCommit, PartitionId, Result, SegmentRef};
 
 /// The fence and the density check in one conditional UPDATE: `$1` new high watermark, `$2`/`$3`
 /// partition, `$4` agent, `$5` epoch, `$6` now, `$7` the run's base offset. Being a single statement
@@ -73,12 +71,7 @@ where
         Ok(outcomes)
     }
 
-    async fn commit_partition(
-        conn: &mut DB::Connection,
-        agent: AgentId,
-        commit: &PartitionCommit,
-        now_ms: i64,
-    ) -> Result<CommitOutcome> {
+    async fn commit_partition(conn: &mut DB::Connection, agent: AgentId, commit: &PartitionCommit, now_ms: i64) -> Result<CommitOutcome> {
         let topic_id = uuid_text(commit.id.topic_id);
         let segment = &commit.segment;
         let high_watermark = segment.last_offset + 1; // validate() ruled out overflow
@@ -115,18 +108,8 @@ where
 
     /// Says why a commit was refused. A lost lease is routine failover; a base offset that is not
     /// the high watermark while we still lead means the agent's offset bookkeeping is wrong.
-    async fn log_fenced(
-        conn: &mut DB::Connection,
-        agent: AgentId,
-        commit: &PartitionCommit,
-        topic_id: &str,
-        now_ms: i64,
-    ) -> Result<()> {
-        let row = sqlx::query(FENCE_STATE)
-            .bind(topic_id)
-            .bind(commit.id.partition)
-            .fetch_optional(&mut *conn)
-            .await?;
+    async fn log_fenced(conn: &mut DB::Connection, agent: AgentId, commit: &PartitionCommit, topic_id: &str, now_ms: i64) -> Result<()> {
+        let row = sqlx::query(FENCE_STATE).bind(topic_id).bind(commit.id.partition).fetch_optional(&mut *conn).await?;
         let Some(row) = row else {
             info!(?commit.id, agent, "commit fenced: partition no longer exists");
             return Ok(());
@@ -150,12 +133,7 @@ where
         Ok(())
     }
 
-    pub(crate) async fn segments(
-        conn: &mut DB::Connection,
-        id: PartitionId,
-        from_offset: i64,
-        limit: u32,
-    ) -> Result<Vec<SegmentRef>> {
+    pub(crate) async fn segments(conn: &mut DB::Connection, id: PartitionId, from_offset: i64, limit: u32) -> Result<Vec<SegmentRef>> {
         let rows = sqlx::query(FROM_OFFSET)
             .bind(uuid_text(id.topic_id))
             .bind(id.partition)
@@ -166,29 +144,14 @@ where
         rows.iter().map(decode_segment::<DB>).collect()
     }
 
-    pub(crate) async fn segment_for_timestamp(
-        conn: &mut DB::Connection,
-        id: PartitionId,
-        timestamp: i64,
-    ) -> Result<Option<SegmentRef>> {
-        let row = sqlx::query(FOR_TIMESTAMP)
-            .bind(uuid_text(id.topic_id))
-            .bind(id.partition)
-            .bind(timestamp)
-            .fetch_optional(&mut *conn)
-            .await?;
+    pub(crate) async fn segment_for_timestamp(conn: &mut DB::Connection, id: PartitionId, timestamp: i64) -> Result<Option<SegmentRef>> {
+        let row =
+            sqlx::query(FOR_TIMESTAMP).bind(uuid_text(id.topic_id)).bind(id.partition).bind(timestamp).fetch_optional(&mut *conn).await?;
         row.as_ref().map(decode_segment::<DB>).transpose()
     }
 
-    pub(crate) async fn segment_with_max_timestamp(
-        conn: &mut DB::Connection,
-        id: PartitionId,
-    ) -> Result<Option<SegmentRef>> {
-        let row = sqlx::query(MAX_TIMESTAMP)
-            .bind(uuid_text(id.topic_id))
-            .bind(id.partition)
-            .fetch_optional(&mut *conn)
-            .await?;
+    pub(crate) async fn segment_with_max_timestamp(conn: &mut DB::Connection, id: PartitionId) -> Result<Option<SegmentRef>> {
+        let row = sqlx::query(MAX_TIMESTAMP).bind(uuid_text(id.topic_id)).bind(id.partition).fetch_optional(&mut *conn).await?;
         row.as_ref().map(decode_segment::<DB>).transpose()
     }
 }
@@ -197,10 +160,7 @@ where
 fn validate(commit: &PartitionCommit) -> Result<()> {
     let s = &commit.segment;
     if s.base_offset < 0 || s.last_offset < s.base_offset || s.last_offset == i64::MAX {
-        return Err(MetadataError::invalid(format!(
-            "commit for {:?}: bad offset range {}..={}",
-            commit.id, s.base_offset, s.last_offset
-        )));
+        return Err(MetadataError::invalid(format!("commit for {:?}: bad offset range {}..={}", commit.id, s.base_offset, s.last_offset)));
     }
     u64_to_i64(s.position, "segment position")?;
     u64_to_i64(s.length, "segment length")?;

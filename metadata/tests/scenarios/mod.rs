@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use streamhouse_metadata::{
-    CommitOutcome, ManualClock, MetadataErrorKind, MetadataStore, NewTopic, PartitionCommit,
-    PartitionId, ProducerBatch, ProducerState, SegmentRef, Topic,
+    CommitOutcome, ManualClock, MetadataErrorKind, MetadataStore, NewTopic, PartitionCommit, PartitionId, ProducerBatch, ProducerState,
+    SegmentRef, Topic,
 };
 use uuid::Uuid;
 
@@ -69,19 +69,12 @@ macro_rules! scenario_tests {
 pub(crate) use scenario_tests;
 
 pub async fn create(store: &dyn MetadataStore, name: &str, partitions: i32) -> Topic {
-    let topic = NewTopic {
-        name: name.into(),
-        partitions,
-        configs: BTreeMap::new(),
-    };
+    let topic = NewTopic { name: name.into(), partitions, configs: BTreeMap::new() };
     store.create_topic(topic).await.unwrap()
 }
 
 pub fn pid(topic: &Topic, partition: i32) -> PartitionId {
-    PartitionId {
-        topic_id: topic.id,
-        partition,
-    }
+    PartitionId { topic_id: topic.id, partition }
 }
 
 pub fn run(base: i64, last: i64, max_timestamp: i64) -> SegmentRef {
@@ -96,21 +89,11 @@ pub fn run(base: i64, last: i64, max_timestamp: i64) -> SegmentRef {
 }
 
 pub fn commit(id: PartitionId, epoch: i32, base: i64, last: i64) -> PartitionCommit {
-    PartitionCommit {
-        id,
-        leader_epoch: epoch,
-        segment: run(base, last, 1000 + last),
-        producers: vec![],
-    }
+    PartitionCommit { id, leader_epoch: epoch, segment: run(base, last, 1000 + last), producers: vec![] }
 }
 
 async fn hwm(store: &dyn MetadataStore, id: PartitionId) -> i64 {
-    store
-        .partition_state(id)
-        .await
-        .unwrap()
-        .unwrap()
-        .high_watermark
+    store.partition_state(id).await.unwrap().unwrap().high_watermark
 }
 
 async fn all_segments(store: &dyn MetadataStore, id: PartitionId) -> Vec<SegmentRef> {
@@ -118,101 +101,47 @@ async fn all_segments(store: &dyn MetadataStore, id: PartitionId) -> Vec<Segment
 }
 
 async fn acquire(store: &dyn MetadataStore, agent: i32, id: PartitionId) -> i32 {
-    store
-        .acquire_lease(agent, id, TTL)
-        .await
-        .unwrap()
-        .expect("lease should be free")
-        .leader_epoch
+    store.acquire_lease(agent, id, TTL).await.unwrap().expect("lease should be free").leader_epoch
 }
 
 pub async fn topic_lifecycle(store: &dyn MetadataStore, _clock: &ManualClock) {
     let configs = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
-    let created = store
-        .create_topic(NewTopic {
-            name: "orders".into(),
-            partitions: 2,
-            configs: configs.clone(),
-        })
-        .await
-        .unwrap();
+    let created = store.create_topic(NewTopic { name: "orders".into(), partitions: 2, configs: configs.clone() }).await.unwrap();
     assert!(!created.id.is_nil());
-    assert_eq!(
-        (created.name.as_str(), created.partitions, &created.configs),
-        ("orders", 2, &configs)
-    );
+    assert_eq!((created.name.as_str(), created.partitions, &created.configs), ("orders", 2, &configs));
     assert_eq!(store.topic("orders").await.unwrap(), Some(created.clone()));
-    assert_eq!(
-        store.topic_by_id(created.id).await.unwrap(),
-        Some(created.clone())
-    );
+    assert_eq!(store.topic_by_id(created.id).await.unwrap(), Some(created.clone()));
     assert_eq!(store.topic("nope").await.unwrap(), None);
     assert_eq!(store.topic_by_id(Uuid::new_v4()).await.unwrap(), None);
 
-    let again = store
-        .create_topic(NewTopic {
-            name: "orders".into(),
-            partitions: 5,
-            configs: BTreeMap::new(),
-        })
-        .await;
+    let again = store.create_topic(NewTopic { name: "orders".into(), partitions: 5, configs: BTreeMap::new() }).await;
     assert_eq!(again.unwrap_err().kind(), MetadataErrorKind::Conflict);
     for bad in [0, -1] {
-        let err = store
-            .create_topic(NewTopic {
-                name: "bad".into(),
-                partitions: bad,
-                configs: BTreeMap::new(),
-            })
-            .await;
+        let err = store.create_topic(NewTopic { name: "bad".into(), partitions: bad, configs: BTreeMap::new() }).await;
         assert_eq!(err.unwrap_err().kind(), MetadataErrorKind::Invalid);
     }
-    assert_eq!(
-        store.topic("bad").await.unwrap(),
-        None,
-        "a refused topic leaves nothing behind"
-    );
+    assert_eq!(store.topic("bad").await.unwrap(), None, "a refused topic leaves nothing behind");
 
     let states = store.partition_states(created.id).await.unwrap();
     assert_eq!(states.len(), 2);
     for (i, s) in states.iter().enumerate() {
         assert_eq!(s.id, pid(&created, i as i32));
-        assert_eq!(
-            (
-                s.leader,
-                s.leader_epoch,
-                s.high_watermark,
-                s.log_start_offset
-            ),
-            (None, 0, 0, 0)
-        );
+        assert_eq!((s.leader, s.leader_epoch, s.high_watermark, s.log_start_offset), (None, 0, 0, 0));
     }
 
     let other = create(store, "audit", 1).await;
-    let names: Vec<_> = store
-        .topics()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| (t.name, t.configs.len()))
-        .collect();
+    let names: Vec<_> = store.topics().await.unwrap().into_iter().map(|t| (t.name, t.configs.len())).collect();
     assert_eq!(names, [("audit".to_string(), 0), ("orders".to_string(), 1)]);
 
     let deleted = store.delete_topic("orders").await.unwrap();
     assert_eq!(deleted, created);
     assert_eq!(store.topic("orders").await.unwrap(), None);
     assert!(store.partition_states(created.id).await.unwrap().is_empty());
-    assert_eq!(
-        store.delete_topic("orders").await.unwrap_err().kind(),
-        MetadataErrorKind::NotFound
-    );
+    assert_eq!(store.delete_topic("orders").await.unwrap_err().kind(), MetadataErrorKind::NotFound);
     assert_eq!(store.topics().await.unwrap(), vec![other]);
 
     let recreated = create(store, "orders", 1).await;
-    assert_ne!(
-        recreated.id, created.id,
-        "a re-created topic never shares an id with the old one"
-    );
+    assert_ne!(recreated.id, created.id, "a re-created topic never shares an id with the old one");
 }
 
 pub async fn grow_partitions(store: &dyn MetadataStore, _clock: &ManualClock) {
@@ -222,36 +151,16 @@ pub async fn grow_partitions(store: &dyn MetadataStore, _clock: &ManualClock) {
     assert_eq!((grown.id, grown.partitions), (topic.id, 4));
     assert_eq!(store.topic("grow").await.unwrap().unwrap().partitions, 4);
     let states = store.partition_states(topic.id).await.unwrap();
-    assert_eq!(
-        states.iter().map(|s| s.id.partition).collect::<Vec<_>>(),
-        [0, 1, 2, 3]
-    );
-    assert_eq!(
-        states[0].leader,
-        Some(1),
-        "growing leaves existing partitions alone"
-    );
-    assert_eq!(
-        (
-            states[3].leader,
-            states[3].leader_epoch,
-            states[3].high_watermark
-        ),
-        (None, 0, 0)
-    );
+    assert_eq!(states.iter().map(|s| s.id.partition).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    assert_eq!(states[0].leader, Some(1), "growing leaves existing partitions alone");
+    assert_eq!((states[3].leader, states[3].leader_epoch, states[3].high_watermark), (None, 0, 0));
 
     for same_or_fewer in [4, 3, 0] {
-        let err = store
-            .create_partitions("grow", same_or_fewer)
-            .await
-            .unwrap_err();
+        let err = store.create_partitions("grow", same_or_fewer).await.unwrap_err();
         assert_eq!(err.kind(), MetadataErrorKind::Invalid);
         assert!(err.message().contains("already has 4 partitions"), "{err}");
     }
-    assert_eq!(
-        store.create_partitions("nope", 9).await.unwrap_err().kind(),
-        MetadataErrorKind::NotFound
-    );
+    assert_eq!(store.create_partitions("nope", 9).await.unwrap_err().kind(), MetadataErrorKind::NotFound);
 }
 
 pub async fn delete_topic_removes_partition_data(store: &dyn MetadataStore, _clock: &ManualClock) {
@@ -259,126 +168,45 @@ pub async fn delete_topic_removes_partition_data(store: &dyn MetadataStore, _clo
     let id = pid(&topic, 0);
     let epoch = acquire(store, 1, id).await;
     let mut c = commit(id, epoch, 0, 9);
-    c.producers = vec![ProducerState {
-        producer_id: 1000,
-        producer_epoch: 0,
-        batches: vec![],
-    }];
-    assert_eq!(
-        store.commit_flush(1, &[c]).await.unwrap(),
-        [CommitOutcome::Committed { high_watermark: 10 }]
-    );
+    c.producers = vec![ProducerState { producer_id: 1000, producer_epoch: 0, batches: vec![] }];
+    assert_eq!(store.commit_flush(1, &[c]).await.unwrap(), [CommitOutcome::Committed { high_watermark: 10 }]);
 
-    let group_epoch = store
-        .acquire_group_lease(1, "reader", TTL)
-        .await
-        .unwrap()
-        .unwrap();
+    let group_epoch = store.acquire_group_lease(1, "reader", TTL).await.unwrap().unwrap();
     let kept = groups::offset("kept", 0, 5, None);
-    store
-        .commit_offsets(
-            1,
-            group_epoch,
-            "reader",
-            &[groups::offset("doomed", 0, 7, None), kept.clone()],
-        )
-        .await
-        .unwrap();
+    store.commit_offsets(1, group_epoch, "reader", &[groups::offset("doomed", 0, 7, None), kept.clone()]).await.unwrap();
 
     store.delete_topic("doomed").await.unwrap();
-    assert_eq!(
-        store.fetch_offsets("reader").await.unwrap(),
-        [kept],
-        "the deleted topic's committed offsets went with it"
-    );
+    assert_eq!(store.fetch_offsets("reader").await.unwrap(), [kept], "the deleted topic's committed offsets went with it");
     assert_eq!(store.partition_state(id).await.unwrap(), None);
     assert!(all_segments(store, id).await.is_empty());
     assert!(store.producer_states(id).await.unwrap().is_empty());
     assert!(store.epoch_history(id).await.unwrap().is_empty());
-    assert_eq!(
-        store.acquire_lease(1, id, TTL).await.unwrap_err().kind(),
-        MetadataErrorKind::NotFound
-    );
-    assert_eq!(
-        store
-            .commit_flush(1, &[commit(id, epoch, 10, 19)])
-            .await
-            .unwrap(),
-        [CommitOutcome::Fenced]
-    );
+    assert_eq!(store.acquire_lease(1, id, TTL).await.unwrap_err().kind(), MetadataErrorKind::NotFound);
+    assert_eq!(store.commit_flush(1, &[commit(id, epoch, 10, 19)]).await.unwrap(), [CommitOutcome::Fenced]);
 }
 
-pub async fn lease_acquire_bumps_epoch_and_excludes_others(
-    store: &dyn MetadataStore,
-    clock: &ManualClock,
-) {
+pub async fn lease_acquire_bumps_epoch_and_excludes_others(store: &dyn MetadataStore, clock: &ManualClock) {
     let topic = create(store, "leases", 1).await;
     let id = pid(&topic, 0);
     let lease = store.acquire_lease(1, id, TTL).await.unwrap().unwrap();
-    assert_eq!(
-        (
-            lease.id,
-            lease.leader_epoch,
-            lease.high_watermark,
-            lease.log_start_offset
-        ),
-        (id, 1, 0, 0)
-    );
-    assert_eq!(
-        store.acquire_lease(2, id, TTL).await.unwrap(),
-        None,
-        "a live lease excludes others"
-    );
-    assert_eq!(
-        store.partition_state(id).await.unwrap().unwrap().leader,
-        Some(1)
-    );
-    assert_eq!(
-        acquire(store, 1, id).await,
-        2,
-        "re-acquiring one's own lease starts a new epoch"
-    );
+    assert_eq!((lease.id, lease.leader_epoch, lease.high_watermark, lease.log_start_offset), (id, 1, 0, 0));
+    assert_eq!(store.acquire_lease(2, id, TTL).await.unwrap(), None, "a live lease excludes others");
+    assert_eq!(store.partition_state(id).await.unwrap().unwrap().leader, Some(1));
+    assert_eq!(acquire(store, 1, id).await, 2, "re-acquiring one's own lease starts a new epoch");
 
     clock.advance(TTL - Duration::from_millis(1));
     assert_eq!(store.acquire_lease(2, id, TTL).await.unwrap(), None);
     clock.advance(Duration::from_millis(1));
     let state = store.partition_state(id).await.unwrap().unwrap();
-    assert_eq!(
-        (state.leader, state.leader_epoch),
-        (None, 2),
-        "an expired lease has no leader"
-    );
+    assert_eq!((state.leader, state.leader_epoch), (None, 2), "an expired lease has no leader");
     assert_eq!(acquire(store, 2, id).await, 3);
     assert_eq!(store.acquire_lease(1, id, TTL).await.unwrap(), None);
-    assert_eq!(
-        store.epoch_history(id).await.unwrap(),
-        [(1, 0), (2, 0), (3, 0)]
-    );
+    assert_eq!(store.epoch_history(id).await.unwrap(), [(1, 0), (2, 0), (3, 0)]);
 
-    let missing = PartitionId {
-        topic_id: topic.id,
-        partition: 1,
-    };
-    assert_eq!(
-        store
-            .acquire_lease(1, missing, TTL)
-            .await
-            .unwrap_err()
-            .kind(),
-        MetadataErrorKind::NotFound
-    );
-    let unknown = PartitionId {
-        topic_id: Uuid::new_v4(),
-        partition: 0,
-    };
-    assert_eq!(
-        store
-            .acquire_lease(1, unknown, TTL)
-            .await
-            .unwrap_err()
-            .kind(),
-        MetadataErrorKind::NotFound
-    );
+    let missing = PartitionId { topic_id: topic.id, partition: 1 };
+    assert_eq!(store.acquire_lease(1, missing, TTL).await.unwrap_err().kind(), MetadataErrorKind::NotFound);
+    let unknown = PartitionId { topic_id: Uuid::new_v4(), partition: 0 };
+    assert_eq!(store.acquire_lease(1, unknown, TTL).await.unwrap_err().kind(), MetadataErrorKind::NotFound);
     assert_eq!(store.partition_state(unknown).await.unwrap(), None);
 }
 
@@ -406,122 +234,50 @@ pub async fn renew_and_release(store: &dyn MetadataStore, clock: &ManualClock) {
     clock.advance(TTL * 8 / 10);
     assert_eq!(store.renew_leases(1, TTL).await.unwrap(), 2);
     clock.advance(TTL * 8 / 10);
-    assert_eq!(
-        store
-            .partition_state(pid(&a, 0))
-            .await
-            .unwrap()
-            .unwrap()
-            .leader,
-        Some(1)
-    );
-    assert_eq!(
-        store
-            .partition_state(pid(&b, 0))
-            .await
-            .unwrap()
-            .unwrap()
-            .leader,
-        None
-    );
+    assert_eq!(store.partition_state(pid(&a, 0)).await.unwrap().unwrap().leader, Some(1));
+    assert_eq!(store.partition_state(pid(&b, 0)).await.unwrap().unwrap().leader, None);
     assert_eq!(store.acquire_lease(2, pid(&a, 1), TTL).await.unwrap(), None);
 
     store.release_leases(1).await.unwrap();
     let state = store.partition_state(pid(&a, 1)).await.unwrap().unwrap();
-    assert_eq!(
-        (state.leader, state.leader_epoch),
-        (None, 1),
-        "release keeps the epoch"
-    );
-    assert_eq!(
-        acquire(store, 2, pid(&a, 1)).await,
-        2,
-        "a released lease is free at once"
-    );
+    assert_eq!((state.leader, state.leader_epoch), (None, 1), "release keeps the epoch");
+    assert_eq!(acquire(store, 2, pid(&a, 1)).await, 2, "a released lease is free at once");
     assert_eq!(store.renew_leases(1, TTL).await.unwrap(), 0);
-    assert_eq!(
-        store.renew_leases(2, TTL).await.unwrap(),
-        2,
-        "b/0 lapsed but nobody took it"
-    );
+    assert_eq!(store.renew_leases(2, TTL).await.unwrap(), 2, "b/0 lapsed but nobody took it");
 }
 
-pub async fn fenced_commit_leaves_no_trace_while_others_commit(
-    store: &dyn MetadataStore,
-    clock: &ManualClock,
-) {
+pub async fn fenced_commit_leaves_no_trace_while_others_commit(store: &dyn MetadataStore, clock: &ManualClock) {
     let topic = create(store, "fence", 2).await;
     let (p0, p1) = (pid(&topic, 0), pid(&topic, 1));
     let e0 = acquire(store, 1, p0).await;
     let e1 = acquire(store, 1, p1).await;
     let mut first = commit(p0, e0, 0, 9);
-    first.producers = vec![ProducerState {
-        producer_id: 7,
-        producer_epoch: 0,
-        batches: vec![],
-    }];
-    assert_eq!(
-        store.commit_flush(1, &[first]).await.unwrap(),
-        [CommitOutcome::Committed { high_watermark: 10 }]
-    );
+    first.producers = vec![ProducerState { producer_id: 7, producer_epoch: 0, batches: vec![] }];
+    assert_eq!(store.commit_flush(1, &[first]).await.unwrap(), [CommitOutcome::Committed { high_watermark: 10 }]);
 
     // Agent 1 stops renewing p0; agent 2 takes it over.
     clock.advance(TTL);
     let takeover = store.acquire_lease(2, p0, TTL).await.unwrap().unwrap();
-    assert_eq!(
-        (takeover.leader_epoch, takeover.high_watermark),
-        (e0 + 1, 10)
-    );
+    assert_eq!((takeover.leader_epoch, takeover.high_watermark), (e0 + 1, 10));
     // p1's lease lapsed too; nobody took it, and agent 1 renews it in time for its flush.
     assert_eq!(store.renew_leases(1, TTL).await.unwrap(), 1);
 
     let mut stale = commit(p0, e0, 10, 19);
-    stale.producers = vec![ProducerState {
-        producer_id: 7,
-        producer_epoch: 1,
-        batches: vec![],
-    }];
-    let outcomes = store
-        .commit_flush(1, &[stale, commit(p1, e1, 0, 4)])
-        .await
-        .unwrap();
-    assert_eq!(
-        outcomes,
-        [
-            CommitOutcome::Fenced,
-            CommitOutcome::Committed { high_watermark: 5 }
-        ]
-    );
+    stale.producers = vec![ProducerState { producer_id: 7, producer_epoch: 1, batches: vec![] }];
+    let outcomes = store.commit_flush(1, &[stale, commit(p1, e1, 0, 4)]).await.unwrap();
+    assert_eq!(outcomes, [CommitOutcome::Fenced, CommitOutcome::Committed { high_watermark: 5 }]);
     assert_eq!(hwm(store, p0).await, 10);
     assert_eq!(all_segments(store, p0).await, [run(0, 9, 1009)]);
-    assert_eq!(
-        store.producer_states(p0).await.unwrap()[0].producer_epoch,
-        0
-    );
+    assert_eq!(store.producer_states(p0).await.unwrap()[0].producer_epoch, 0);
     assert_eq!(all_segments(store, p1).await, [run(0, 4, 1004)]);
 
     // The new leader continues densely from the high watermark it was given.
-    let outcomes = store
-        .commit_flush(2, &[commit(p0, takeover.leader_epoch, 10, 19)])
-        .await
-        .unwrap();
+    let outcomes = store.commit_flush(2, &[commit(p0, takeover.leader_epoch, 10, 19)]).await.unwrap();
     assert_eq!(outcomes, [CommitOutcome::Committed { high_watermark: 20 }]);
     // The right epoch from the wrong agent, and the right agent after release, are both fenced.
-    assert_eq!(
-        store
-            .commit_flush(1, &[commit(p0, takeover.leader_epoch, 20, 29)])
-            .await
-            .unwrap(),
-        [CommitOutcome::Fenced]
-    );
+    assert_eq!(store.commit_flush(1, &[commit(p0, takeover.leader_epoch, 20, 29)]).await.unwrap(), [CommitOutcome::Fenced]);
     store.release_leases(2).await.unwrap();
-    assert_eq!(
-        store
-            .commit_flush(2, &[commit(p0, takeover.leader_epoch, 20, 29)])
-            .await
-            .unwrap(),
-        [CommitOutcome::Fenced]
-    );
+    assert_eq!(store.commit_flush(2, &[commit(p0, takeover.leader_epoch, 20, 29)]).await.unwrap(), [CommitOutcome::Fenced]);
     assert_eq!(hwm(store, p0).await, 20);
 }
 
@@ -530,13 +286,7 @@ pub async fn expired_lease_is_fenced(store: &dyn MetadataStore, clock: &ManualCl
     let id = pid(&topic, 0);
     let epoch = acquire(store, 1, id).await;
     clock.advance(TTL);
-    assert_eq!(
-        store
-            .commit_flush(1, &[commit(id, epoch, 0, 0)])
-            .await
-            .unwrap(),
-        [CommitOutcome::Fenced]
-    );
+    assert_eq!(store.commit_flush(1, &[commit(id, epoch, 0, 0)]).await.unwrap(), [CommitOutcome::Fenced]);
     assert_eq!(hwm(store, id).await, 0);
 }
 
@@ -544,51 +294,22 @@ pub async fn density_check(store: &dyn MetadataStore, _clock: &ManualClock) {
     let topic = create(store, "dense", 1).await;
     let id = pid(&topic, 0);
     let epoch = acquire(store, 1, id).await;
-    assert_eq!(
-        store
-            .commit_flush(1, &[commit(id, epoch, 1, 5)])
-            .await
-            .unwrap(),
-        [CommitOutcome::Fenced],
-        "gap"
-    );
+    assert_eq!(store.commit_flush(1, &[commit(id, epoch, 1, 5)]).await.unwrap(), [CommitOutcome::Fenced], "gap");
     assert_eq!(hwm(store, id).await, 0);
     assert!(all_segments(store, id).await.is_empty());
 
     // Two runs of one partition in one flush apply in order.
     let both = [commit(id, epoch, 0, 4), commit(id, epoch, 5, 9)];
     let outcomes = store.commit_flush(1, &both).await.unwrap();
-    assert_eq!(
-        outcomes,
-        [
-            CommitOutcome::Committed { high_watermark: 5 },
-            CommitOutcome::Committed { high_watermark: 10 }
-        ]
-    );
+    assert_eq!(outcomes, [CommitOutcome::Committed { high_watermark: 5 }, CommitOutcome::Committed { high_watermark: 10 }]);
     for (base, last) in [(5, 12), (9, 9), (11, 11)] {
-        let outcome = store
-            .commit_flush(1, &[commit(id, epoch, base, last)])
-            .await
-            .unwrap();
+        let outcome = store.commit_flush(1, &[commit(id, epoch, base, last)]).await.unwrap();
         assert_eq!(outcome, [CommitOutcome::Fenced], "overlap or gap at {base}");
     }
-    let outcomes = store
-        .commit_flush(1, &[commit(id, epoch, 10, 10), commit(id, epoch, 12, 12)])
-        .await
-        .unwrap();
-    assert_eq!(
-        outcomes,
-        [
-            CommitOutcome::Committed { high_watermark: 11 },
-            CommitOutcome::Fenced
-        ]
-    );
+    let outcomes = store.commit_flush(1, &[commit(id, epoch, 10, 10), commit(id, epoch, 12, 12)]).await.unwrap();
+    assert_eq!(outcomes, [CommitOutcome::Committed { high_watermark: 11 }, CommitOutcome::Fenced]);
     assert_eq!(hwm(store, id).await, 11);
-    let bases: Vec<_> = all_segments(store, id)
-        .await
-        .iter()
-        .map(|s| (s.base_offset, s.last_offset))
-        .collect();
+    let bases: Vec<_> = all_segments(store, id).await.iter().map(|s| (s.base_offset, s.last_offset)).collect();
     assert_eq!(bases, [(0, 4), (5, 9), (10, 10)]);
 }
 
@@ -599,10 +320,7 @@ pub async fn malformed_commit_writes_nothing(store: &dyn MetadataStore, _clock: 
     let mut huge = commit(p1, e1, 0, 0);
     huge.segment.length = u64::MAX;
     for bad in [commit(p1, e1, 5, 4), commit(p1, e1, -1, 0), huge] {
-        let err = store
-            .commit_flush(1, &[commit(p0, e0, 0, 9), bad])
-            .await
-            .unwrap_err();
+        let err = store.commit_flush(1, &[commit(p0, e0, 0, 9), bad]).await.unwrap_err();
         assert_eq!(err.kind(), MetadataErrorKind::Invalid);
     }
     assert_eq!(hwm(store, p0).await, 0);
@@ -614,17 +332,9 @@ pub async fn producer_state_round_trip(store: &dyn MetadataStore, _clock: &Manua
     let topic = create(store, "idempotent", 1).await;
     let id = pid(&topic, 0);
     let epoch = acquire(store, 1, id).await;
-    let batch = |seq: i32, offset: i64| ProducerBatch {
-        first_sequence: seq,
-        last_sequence: seq + 1,
-        base_offset: offset,
-        last_offset: offset + 1,
-    };
-    let p2000 = ProducerState {
-        producer_id: 2000,
-        producer_epoch: 3,
-        batches: vec![batch(0, 0)],
-    };
+    let batch =
+        |seq: i32, offset: i64| ProducerBatch { first_sequence: seq, last_sequence: seq + 1, base_offset: offset, last_offset: offset + 1 };
+    let p2000 = ProducerState { producer_id: 2000, producer_epoch: 3, batches: vec![batch(0, 0)] };
     let p1000 = ProducerState {
         producer_id: 1000,
         producer_epoch: i16::MAX,
@@ -633,41 +343,21 @@ pub async fn producer_state_round_trip(store: &dyn MetadataStore, _clock: &Manua
     let mut c = commit(id, epoch, 0, 11);
     c.producers = vec![p2000.clone(), p1000.clone()];
     store.commit_flush(1, &[c]).await.unwrap();
-    assert_eq!(
-        store.producer_states(id).await.unwrap(),
-        [p1000.clone(), p2000]
-    );
+    assert_eq!(store.producer_states(id).await.unwrap(), [p1000.clone(), p2000]);
 
     // A later commit replaces a producer's row whole and leaves the others.
-    let p2000b = ProducerState {
-        producer_id: 2000,
-        producer_epoch: 4,
-        batches: vec![],
-    };
+    let p2000b = ProducerState { producer_id: 2000, producer_epoch: 4, batches: vec![] };
     let mut c = commit(id, epoch, 12, 12);
     c.producers = vec![p2000b.clone()];
     store.commit_flush(1, &[c]).await.unwrap();
     assert_eq!(store.producer_states(id).await.unwrap(), [p1000, p2000b]);
-    assert!(
-        store
-            .producer_states(PartitionId {
-                topic_id: topic.id,
-                partition: 5
-            })
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.producer_states(PartitionId { topic_id: topic.id, partition: 5 }).await.unwrap().is_empty());
 }
 
 pub async fn producer_ids_are_unique(store: &dyn MetadataStore, _clock: &ManualClock) {
     let first = store.allocate_producer_id().await.unwrap();
     assert!(first >= 1000);
-    let mut ids = futures_join_all((0..8).map(|_| store.allocate_producer_id()))
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect::<Vec<_>>();
+    let mut ids = futures_join_all((0..8).map(|_| store.allocate_producer_id())).await.into_iter().map(Result::unwrap).collect::<Vec<_>>();
     ids.sort();
     assert_eq!(ids, (first + 1..=first + 8).collect::<Vec<_>>());
 }
@@ -677,22 +367,13 @@ pub async fn epoch_history_records_start_offsets(store: &dyn MetadataStore, cloc
     let id = pid(&topic, 0);
     assert!(store.epoch_history(id).await.unwrap().is_empty());
     let e1 = acquire(store, 1, id).await;
-    store
-        .commit_flush(1, &[commit(id, e1, 0, 9)])
-        .await
-        .unwrap();
+    store.commit_flush(1, &[commit(id, e1, 0, 9)]).await.unwrap();
     clock.advance(TTL);
     let e2 = acquire(store, 2, id).await;
-    store
-        .commit_flush(2, &[commit(id, e2, 10, 24)])
-        .await
-        .unwrap();
+    store.commit_flush(2, &[commit(id, e2, 10, 24)]).await.unwrap();
     store.release_leases(2).await.unwrap();
     let e3 = acquire(store, 1, id).await;
-    assert_eq!(
-        store.epoch_history(id).await.unwrap(),
-        [(e1, 0), (e2, 10), (e3, 25)]
-    );
+    assert_eq!(store.epoch_history(id).await.unwrap(), [(e1, 0), (e2, 10), (e3, 25)]);
     assert_eq!((e1, e2, e3), (1, 2, 3));
 }
 
@@ -700,14 +381,9 @@ pub async fn segment_ranges(store: &dyn MetadataStore, _clock: &ManualClock) {
     let topic = create(store, "ranges", 2).await;
     let id = pid(&topic, 0);
     let epoch = acquire(store, 1, id).await;
-    let runs = [
-        commit(id, epoch, 0, 9),
-        commit(id, epoch, 10, 19),
-        commit(id, epoch, 20, 29),
-    ];
+    let runs = [commit(id, epoch, 0, 9), commit(id, epoch, 10, 19), commit(id, epoch, 20, 29)];
     store.commit_flush(1, &runs).await.unwrap();
-    let bases =
-        |segments: Vec<SegmentRef>| segments.iter().map(|s| s.base_offset).collect::<Vec<_>>();
+    let bases = |segments: Vec<SegmentRef>| segments.iter().map(|s| s.base_offset).collect::<Vec<_>>();
     for (from, limit, expected) in [
         (0, 10, vec![0, 10, 20]),
         (-5, 10, vec![0, 10, 20]),
@@ -721,23 +397,10 @@ pub async fn segment_ranges(store: &dyn MetadataStore, _clock: &ManualClock) {
         (15, 1, vec![10]),
         (0, 0, vec![]),
     ] {
-        assert_eq!(
-            bases(store.segments(id, from, limit).await.unwrap()),
-            expected,
-            "from {from} limit {limit}"
-        );
+        assert_eq!(bases(store.segments(id, from, limit).await.unwrap()), expected, "from {from} limit {limit}");
     }
-    assert_eq!(
-        store.segments(id, 15, 1).await.unwrap(),
-        [runs[1].segment.clone()]
-    );
-    assert!(
-        store
-            .segments(pid(&topic, 1), 0, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(store.segments(id, 15, 1).await.unwrap(), [runs[1].segment.clone()]);
+    assert!(store.segments(pid(&topic, 1), 0, 10).await.unwrap().is_empty());
 }
 
 pub async fn timestamp_lookups(store: &dyn MetadataStore, _clock: &ManualClock) {
@@ -749,30 +412,15 @@ pub async fn timestamp_lookups(store: &dyn MetadataStore, _clock: &ManualClock) 
         .enumerate()
         .map(|(i, ts)| {
             let base = i as i64 * 10;
-            PartitionCommit {
-                id,
-                leader_epoch: epoch,
-                segment: run(base, base + 9, ts),
-                producers: vec![],
-            }
+            PartitionCommit { id, leader_epoch: epoch, segment: run(base, base + 9, ts), producers: vec![] }
         })
         .collect();
     store.commit_flush(1, &commits).await.unwrap();
-    let at = |ts| async move {
-        store
-            .segment_for_timestamp(id, ts)
-            .await
-            .unwrap()
-            .map(|s| s.base_offset)
-    };
+    let at = |ts| async move { store.segment_for_timestamp(id, ts).await.unwrap().map(|s| s.base_offset) };
     assert_eq!(at(i64::MIN).await, Some(0));
     assert_eq!(at(100).await, Some(0));
     assert_eq!(at(101).await, Some(10));
-    assert_eq!(
-        at(250).await,
-        Some(10),
-        "first in offset order, not the closest timestamp"
-    );
+    assert_eq!(at(250).await, Some(10), "first in offset order, not the closest timestamp");
     assert_eq!(at(300).await, Some(10));
     assert_eq!(at(301).await, None);
     let max = store.segment_with_max_timestamp(id).await.unwrap().unwrap();
@@ -785,11 +433,7 @@ pub async fn timestamp_lookups(store: &dyn MetadataStore, _clock: &ManualClock) 
 pub async fn cluster_id_is_kafka_shaped(store: &dyn MetadataStore, _clock: &ManualClock) {
     let id = store.cluster_id().await.unwrap();
     assert_eq!(id.len(), 22);
-    assert!(
-        id.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
-        "{id}"
-    );
+    assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{id}");
     assert_eq!(store.cluster_id().await.unwrap(), id);
 }
 
@@ -806,120 +450,47 @@ pub struct Sample {
 
 pub async fn write_sample(store: &dyn MetadataStore) -> Sample {
     let topic = store
-        .create_topic(NewTopic {
-            name: "durable".into(),
-            partitions: 2,
-            configs: BTreeMap::from([("k".into(), "v".into())]),
-        })
+        .create_topic(NewTopic { name: "durable".into(), partitions: 2, configs: BTreeMap::from([("k".into(), "v".into())]) })
         .await
         .unwrap();
     let id = pid(&topic, 1);
-    let epoch = store
-        .acquire_lease(1, id, Duration::from_secs(3600))
-        .await
-        .unwrap()
-        .unwrap()
-        .leader_epoch;
+    let epoch = store.acquire_lease(1, id, Duration::from_secs(3600)).await.unwrap().unwrap().leader_epoch;
     let producer_id = store.allocate_producer_id().await.unwrap();
     let mut c = commit(id, epoch, 0, 41);
     c.producers = vec![ProducerState {
         producer_id,
         producer_epoch: 0,
-        batches: vec![ProducerBatch {
-            first_sequence: 0,
-            last_sequence: 41,
-            base_offset: 0,
-            last_offset: 41,
-        }],
+        batches: vec![ProducerBatch { first_sequence: 0, last_sequence: 41, base_offset: 0, last_offset: 41 }],
     }];
-    assert_eq!(
-        store.commit_flush(1, &[c]).await.unwrap(),
-        [CommitOutcome::Committed { high_watermark: 42 }]
-    );
-    let group_epoch = store
-        .acquire_group_lease(1, "durable-group", Duration::from_secs(3600))
-        .await
-        .unwrap()
-        .unwrap();
-    let group = groups::group(
-        "durable-group",
-        7,
-        vec![
-            groups::member("m1", Some("static-1")),
-            groups::member("m0", None),
-        ],
-    );
+    assert_eq!(store.commit_flush(1, &[c]).await.unwrap(), [CommitOutcome::Committed { high_watermark: 42 }]);
+    let group_epoch = store.acquire_group_lease(1, "durable-group", Duration::from_secs(3600)).await.unwrap().unwrap();
+    let group = groups::group("durable-group", 7, vec![groups::member("m1", Some("static-1")), groups::member("m0", None)]);
     store.save_group(1, group_epoch, &group).await.unwrap();
-    let offsets = vec![
-        groups::offset("durable", 0, 12, Some("meta")),
-        groups::offset("durable", 1, 41, None),
-    ];
-    store
-        .commit_offsets(1, group_epoch, "durable-group", &offsets)
-        .await
-        .unwrap();
-    Sample {
-        topic,
-        epoch,
-        producer_id,
-        cluster_id: store.cluster_id().await.unwrap(),
-        group,
-        group_epoch,
-        offsets,
-    }
+    let offsets = vec![groups::offset("durable", 0, 12, Some("meta")), groups::offset("durable", 1, 41, None)];
+    store.commit_offsets(1, group_epoch, "durable-group", &offsets).await.unwrap();
+    Sample { topic, epoch, producer_id, cluster_id: store.cluster_id().await.unwrap(), group, group_epoch, offsets }
 }
 
 pub async fn check_sample(store: &dyn MetadataStore, sample: &Sample) {
     let id = pid(&sample.topic, 1);
-    assert_eq!(
-        store.topic("durable").await.unwrap().as_ref(),
-        Some(&sample.topic)
-    );
+    assert_eq!(store.topic("durable").await.unwrap().as_ref(), Some(&sample.topic));
     let state = store.partition_state(id).await.unwrap().unwrap();
-    assert_eq!(
-        (state.high_watermark, state.leader_epoch),
-        (42, sample.epoch)
-    );
+    assert_eq!((state.high_watermark, state.leader_epoch), (42, sample.epoch));
     assert_eq!(store.segments(id, 0, 10).await.unwrap(), [run(0, 41, 1041)]);
     assert_eq!(store.epoch_history(id).await.unwrap(), [(sample.epoch, 0)]);
-    assert_eq!(
-        store.producer_states(id).await.unwrap()[0].producer_id,
-        sample.producer_id
-    );
-    assert!(
-        store.allocate_producer_id().await.unwrap() > sample.producer_id,
-        "ids are never reissued"
-    );
-    assert_eq!(
-        store.cluster_id().await.unwrap(),
-        sample.cluster_id,
-        "the cluster id is stable"
-    );
-    assert_eq!(
-        store.load_group("durable-group").await.unwrap().as_ref(),
-        Some(&sample.group)
-    );
-    assert_eq!(
-        store.fetch_offsets("durable-group").await.unwrap(),
-        sample.offsets
-    );
-    assert_eq!(
-        store.group_coordinator("durable-group").await.unwrap(),
-        Some(1)
-    );
+    assert_eq!(store.producer_states(id).await.unwrap()[0].producer_id, sample.producer_id);
+    assert!(store.allocate_producer_id().await.unwrap() > sample.producer_id, "ids are never reissued");
+    assert_eq!(store.cluster_id().await.unwrap(), sample.cluster_id, "the cluster id is stable");
+    assert_eq!(store.load_group("durable-group").await.unwrap().as_ref(), Some(&sample.group));
+    assert_eq!(store.fetch_offsets("durable-group").await.unwrap(), sample.offsets);
+    assert_eq!(store.group_coordinator("durable-group").await.unwrap(), Some(1));
     // Re-acquiring after a reopen continues the epoch sequence.
-    let epoch = store
-        .acquire_group_lease(1, "durable-group", Duration::from_secs(3600))
-        .await
-        .unwrap()
-        .unwrap();
+    let epoch = store.acquire_group_lease(1, "durable-group", Duration::from_secs(3600)).await.unwrap().unwrap();
     assert!(epoch > sample.group_epoch);
 }
 
 /// `join_all` without a dependency on the `futures` crate: polls the futures concurrently.
-pub async fn futures_join_all<F: std::future::Future>(
-    futures: impl IntoIterator<Item = F>,
-) -> Vec<F::Output> {
+pub async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let mut set: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
     let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
@@ -935,14 +506,8 @@ pub async fn futures_join_all<F: std::future::Future>(
                 }
             }
         }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
     })
     .await;
-    out.into_iter()
-        .map(|o| o.expect("every future completed"))
-        .collect()
+    out.into_iter().map(|o| o.expect("every future completed")).collect()
 }
