@@ -183,6 +183,8 @@ else
         . "$HOME/.cargo/env"
     fi
     command -v cargo >/dev/null || die "cargo not found (install Rust, or set STREAMHOUSE_BIN)"
+    step "cargo fmt --check (one style for the workspace: rustfmt.toml)"
+    (cd "$ROOT" && cargo fmt --all --check >/dev/null) || die "the code is not formatted as rustfmt.toml says: run cargo fmt --all"
     step "cargo build --bin streamhouse"
     (cd "$ROOT" && cargo build --bin streamhouse)
     step "cargo test --workspace"

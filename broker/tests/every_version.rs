@@ -203,14 +203,12 @@ async fn groups_at_every_version(c: &mut common::RawClient, topic: &str) {
             .with_group_id(group.clone())
             .with_generation_id_or_member_epoch(1)
             .with_member_id(member.clone())
-            .with_topics(vec![
-                OffsetCommitRequestTopic::default().with_name(name(topic)).with_partitions(vec![
+            .with_topics(vec![OffsetCommitRequestTopic::default().with_name(name(topic)).with_partitions(vec![
                     OffsetCommitRequestPartition::default()
                         .with_partition_index(0)
                         .with_committed_offset(7)
                         .with_committed_metadata(Some(StrBytes::from_static_str("meta"))),
-                ]),
-            ]);
+                ])]);
         let oc = c.send(commit_v, &commit).await;
         assert_eq!(oc.topics[0].partitions[0].error_code, 0, "OffsetCommit v{commit_v}");
         let fetch_v = v.clamp(1, *versions(ApiKey::OffsetFetch).end());
