@@ -181,3 +181,57 @@ async fn partition_counts_are_bounded() {
     let names: Vec<_> = md.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
     assert_eq!(names, vec!["big".to_string()], "nothing refused was created");
 }
+
+/// A decompression bomb (a few kilobytes of zstd that inflate to 64 MiB) is accepted as a batch, as
+/// Kafka accepts it, but a timestamp lookup that would have to inflate it answers CORRUPT_MESSAGE
+/// instead of claiming the memory; the agent keeps serving.
+#[tokio::test]
+async fn a_decompression_bomb_is_not_inflated() {
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    let agent = TestAgent::start(&[]).await;
+    let mut c = agent.client().await;
+    let record = Record {
+        transactional: false,
+        control: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_700_000_000_000,
+        key: None,
+        value: Some(Bytes::from(vec![0u8; 64 << 20])),
+        headers: Default::default(),
+        delete_horizon: false,
+    };
+    let mut bomb = BytesMut::new();
+    RecordBatchEncoder::encode(&mut bomb, [&record], &RecordEncodeOptions { version: 2, compression: Compression::Zstd }).expect("encodes");
+    assert!(bomb.len() < 64 << 10, "the bomb is small on the wire: {} bytes", bomb.len());
+    let topic = TopicName(StrBytes::from_static_str("bombs"));
+    c.send(
+        3,
+        &MetadataRequest::default().with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(topic.clone())),
+        ])),
+    )
+    .await;
+    let produce = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
+        TopicProduceData::default()
+            .with_name(topic.clone())
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(bomb.freeze()))]),
+    ]);
+    assert_eq!(c.send(9, &produce).await.responses[0].partition_responses[0].error_code, 0);
+    let lookup = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+        ListOffsetsTopic::default()
+            .with_name(topic)
+            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(0)]),
+    ]);
+    let r = c.send(7, &lookup).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, ResponseError::CorruptMessage.code());
+    assert_eq!(produce_works(&agent, "after-the-bomb").await, 0, "the agent keeps serving");
+}

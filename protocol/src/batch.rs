@@ -134,8 +134,10 @@ impl RecordBatch {
             if computed != header.crc {
                 return Err(BatchError::Crc { stored: header.crc, computed });
             }
-            if header.last_offset_delta < 0 || header.records_count < 0 {
-                return Err(BatchError::Invalid("negative record count or offset delta"));
+            // As Kafka's LogValidator: the offsets a batch takes are its record count. A batch
+            // claiming a larger delta would burn offsets (up to 2^31 a batch) and mislead consumers.
+            if header.records_count < 1 || i64::from(header.last_offset_delta) + 1 != i64::from(header.records_count) {
+                return Err(BatchError::Invalid("record count does not match the batch's offset range"));
             }
             batches.push(RecordBatch { header, bytes });
         }
@@ -231,6 +233,19 @@ pub mod tests {
         b[16] = 1;
         assert_eq!(RecordBatch::parse_all(b.freeze()), Err(BatchError::Magic(1)));
         assert_eq!(RecordBatch::parse_all(Bytes::new()), Err(BatchError::Truncated));
+    }
+
+    #[test]
+    fn refuses_a_count_that_does_not_match_the_offset_range() {
+        // A batch of 3 records claiming an offset delta of 1000 (it would take 1001 offsets).
+        let mut body = BytesMut::from(&make_batch(3, -1, -1, b"abc")[21..]);
+        body[2..6].copy_from_slice(&1000i32.to_be_bytes());
+        let crc = crc32c::crc32c(&body);
+        let mut forged = BytesMut::from(&make_batch(3, -1, -1, b"abc")[..21]);
+        forged[17..21].copy_from_slice(&crc.to_be_bytes());
+        forged.put_slice(&body);
+        assert!(matches!(RecordBatch::parse_all(forged.freeze()), Err(BatchError::Invalid(_))));
+        assert!(matches!(RecordBatch::parse_all(make_batch(0, -1, -1, b"")), Err(BatchError::Invalid(_))), "an empty batch");
     }
 
     #[test]

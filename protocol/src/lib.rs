@@ -8,6 +8,7 @@
 //! - `error`: [`ProtocolError`], what can go wrong before a request reaches a handler.
 
 pub mod batch;
+pub mod decompress;
 pub mod error;
 pub mod frame;
 pub mod request;

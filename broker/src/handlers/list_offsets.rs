@@ -4,7 +4,8 @@
 //! LATEST (-1) the high watermark (also for read_committed: no transactions); MAX_TIMESTAMP (-3)
 //! the record with the greatest timestamp; a timestamp T the first record with timestamp >= T, or
 //! offset -1 when there is none. Timestamp lookups read one run and decode only the batch that holds
-//! the answer. current_leader_epoch is checked (v4+).
+//! the answer, refusing (CORRUPT_MESSAGE) one that inflates past 32 times the topic's
+//! max.message.bytes (at least 1 MiB): a decompression bomb. current_leader_epoch is checked (v4+).
 //! Skipped: LATEST_TIERED (-5, v9).
 
 use bytes::Bytes;
@@ -12,9 +13,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
-use kafka_protocol::records::RecordBatchDecoder;
 use streamhouse_metadata::{PartitionId, SegmentRef};
-use streamhouse_protocol::batch;
+use streamhouse_protocol::{batch, decompress};
+
+use super::topic_configs::max_message_bytes;
 
 use super::fallback::Fallback;
 use super::leader_epoch::check_current_epoch;
@@ -61,11 +63,11 @@ async fn lookup(ctx: &AgentContext, topic: &str, p: &ListOffsetsPartition) -> Re
         LATEST => return Ok(answer.with_offset(s.high_watermark)),
         EARLIEST | EARLIEST_LOCAL => return Ok(answer.with_offset(s.log_start_offset)),
         MAX_TIMESTAMP => match ctx.metadata.segment_with_max_timestamp(id).await? {
-            Some(run) => find(ctx, &run, Target::Max).await?,
+            Some(run) => find(ctx, &run, Target::Max, inflate_cap(&topic)).await?,
             None => None,
         },
         ts if ts >= 0 => match ctx.metadata.segment_for_timestamp(id, ts).await? {
-            Some(run) => find(ctx, &run, Target::AtOrAfter(ts)).await?,
+            Some(run) => find(ctx, &run, Target::AtOrAfter(ts), inflate_cap(&topic)).await?,
             None => None,
         },
         _ => return Err(ResponseError::InvalidRequest.into()),
@@ -82,7 +84,17 @@ enum Target {
 }
 
 /// Finds (offset, timestamp, leader epoch) of the wanted record in one stored run.
-async fn find(ctx: &AgentContext, run: &SegmentRef, target: Target) -> Result<Option<(i64, i64, i32)>> {
+/// The most one batch may decompress to in a timestamp lookup: a generous ratio over the largest
+/// batch the topic accepts, so a decompression bomb is refused (CORRUPT_MESSAGE) instead of
+/// claiming the agent's memory.
+fn inflate_cap(topic: &streamhouse_metadata::Topic) -> usize {
+    max_message_bytes(topic).max(1 << 20).saturating_mul(INFLATE_RATIO)
+}
+
+/// Text and JSON compress about 5-10x; a bomb compresses a thousandfold.
+const INFLATE_RATIO: usize = 32;
+
+async fn find(ctx: &AgentContext, run: &SegmentRef, target: Target, inflate_cap: usize) -> Result<Option<(i64, i64, i32)>> {
     let bytes = ctx.objects.get_range(&run.object_key, run.position..run.position + run.length).await?;
     let headers: Vec<_> = batch::headers(&bytes).collect();
     let chosen = match target {
@@ -91,7 +103,7 @@ async fn find(ctx: &AgentContext, run: &SegmentRef, target: Target) -> Result<Op
     };
     let Some((at, h)) = chosen else { return Ok(None) };
     let mut one = bytes.slice(*at..*at + h.total_len());
-    let records = decode(&mut one)?;
+    let records = decode(&mut one, inflate_cap)?;
     let record = match target {
         Target::Max => records.iter().filter(|r| r.timestamp == h.max_timestamp).min_by_key(|r| r.offset),
         Target::AtOrAfter(ts) => records.iter().find(|r| r.timestamp >= ts),
@@ -99,8 +111,8 @@ async fn find(ctx: &AgentContext, run: &SegmentRef, target: Target) -> Result<Op
     Ok(record.map(|r| (r.offset, r.timestamp, h.partition_leader_epoch)))
 }
 
-fn decode(batch: &mut Bytes) -> Result<Vec<kafka_protocol::records::Record>> {
-    RecordBatchDecoder::decode(batch).map(|set| set.records).map_err(|e| {
+fn decode(batch: &mut Bytes, cap: usize) -> Result<Vec<kafka_protocol::records::Record>> {
+    decompress::decode_records(batch, cap).map_err(|e| {
         tracing::warn!(error = %e, "stored batch could not be decoded for a timestamp lookup");
         BrokerError::Kafka(ResponseError::CorruptMessage)
     })

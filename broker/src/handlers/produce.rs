@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use super::fallback::{ANSWER_MARGIN, Fallback};
-use super::topic_configs::default_of;
+use super::topic_configs::max_message_bytes;
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
 use crate::partition::writer::AppendResult;
@@ -127,16 +127,6 @@ fn queue(
         return Err(ResponseError::InvalidRecord);
     }
     Ok(ctx.writes.append(led, batches))
-}
-
-fn max_message_bytes(topic: &Topic) -> usize {
-    topic
-        .configs
-        .get("max.message.bytes")
-        .map(String::as_str)
-        .or_else(|| default_of("max.message.bytes").map(|(v, _)| v))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(usize::MAX)
 }
 
 impl Fallback for ProduceRequest {

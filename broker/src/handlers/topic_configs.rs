@@ -38,6 +38,17 @@ pub fn agent_group_of(topic: &streamhouse_metadata::Topic) -> &str {
     topic.configs.get(AGENT_GROUP_CONFIG).map_or(DEFAULT_AGENT_GROUP, String::as_str)
 }
 
+/// The topic's max.message.bytes: the largest batch a producer may send it.
+pub fn max_message_bytes(topic: &streamhouse_metadata::Topic) -> usize {
+    topic
+        .configs
+        .get("max.message.bytes")
+        .map(String::as_str)
+        .or_else(|| default_of("max.message.bytes").map(|(v, _)| v))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX)
+}
+
 pub fn default_of(name: &str) -> Option<(&'static str, i8)> {
     TOPIC_DEFAULTS.iter().find(|(n, _, _)| *n == name).map(|(_, v, t)| (*v, *t))
 }
