@@ -26,8 +26,9 @@ pub struct Config {
     #[arg(long, env = "STREAMHOUSE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Metadata store URL: sqlite://PATH. Defaults to sqlite://DATA_DIR/metadata.db.
-    #[arg(long, env = "STREAMHOUSE_METADATA_URL")]
+    /// Metadata store URL: sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB. Defaults to
+    /// sqlite://DATA_DIR/metadata.db. Its password is never logged, and --help does not show it.
+    #[arg(long, env = "STREAMHOUSE_METADATA_URL", hide_env_values = true)]
     pub metadata_url: Option<String>,
 
     /// Object store URL: file://DIR. Defaults to file://DATA_DIR/objects.

@@ -27,7 +27,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (metadata_url, object_store_url) = (config.metadata_url(), config.object_store_url());
+    // The metadata URL may carry a password: never log it.
+    let (metadata_url, object_store_url) = (streamhouse_metadata::redact_url(&config.metadata_url()), config.object_store_url());
     let agent = match Agent::start(config, listener).await {
         Ok(a) => a,
         Err(e) => {

@@ -155,8 +155,8 @@ pub trait LeaseStore: Send + Sync {
     /// `None` when another agent holds a live lease.
     async fn acquire_lease(&self, agent: AgentId, id: PartitionId, ttl: Duration) -> Result<Option<Lease>>;
     /// Extends every lease `agent` holds (partitions and groups), in one statement per table; returns
-    /// how many it holds, partition and group leases together.
-    async fn renew_leases(&self, agent: AgentId, ttl: Duration) -> Result<u64>;
+    /// what it holds: a group not named there is no longer this agent's to coordinate.
+    async fn renew_leases(&self, agent: AgentId, ttl: Duration) -> Result<Renewed>;
     /// Gives up every lease `agent` holds (partitions and groups) so another agent can take them at once.
     async fn release_leases(&self, agent: AgentId) -> Result<()>;
     /// Gives up one partition's lease (a planned handoff after its last flush); a no-op unless
@@ -300,6 +300,35 @@ pub trait AgentStore: Send + Sync {
 pub trait MetadataStore: TopicStore + LeaseStore + SegmentStore + ProducerStore + ClusterStore + GroupStore + AgentStore {}
 impl<T: TopicStore + LeaseStore + SegmentStore + ProducerStore + ClusterStore + GroupStore + AgentStore> MetadataStore for T {}
 
+/// The URL without its password, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// What one renewal extended: how many partition leases, and which groups' coordinator leases.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Renewed {
+    pub partitions: u64,
+    pub groups: Vec<String>,
+}
+
+impl Renewed {
+    /// Partition and group leases together.
+    pub fn count(&self) -> u64 {
+        self.partitions + self.groups.len() as u64
+    }
+}
+
 /// Opens (creating and migrating if needed) the backend named by the URL scheme: `sqlite://PATH`,
 /// or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`; the database must
 /// exist, its tables are created).
@@ -310,5 +339,17 @@ pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
         _ => Err(MetadataError::invalid(format!(
             "unsupported metadata URL '{url}': use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(redact_url("postgres://sh:secret@db:5432/meta?sslmode=require"), "postgres://sh:***@db:5432/meta?sslmode=require");
+        assert_eq!(redact_url("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
     }
 }

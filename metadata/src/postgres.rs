@@ -54,12 +54,12 @@ impl PostgresStore {
     /// Like [`open`](Self::open), reading lease time from `clock`.
     pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|e| MetadataError::invalid(format!("bad PostgreSQL URL '{}'", redact(url))).with_source(e))?;
+            .map_err(|e| MetadataError::invalid(format!("bad PostgreSQL URL '{}'", crate::redact_url(url))).with_source(e))?;
         let pool =
             PgPoolOptions::new().max_connections(MAX_CONNECTIONS).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await.map_err(
                 |e| {
                     let err = MetadataError::from(e);
-                    MetadataError::new(err.kind(), format!("cannot connect to {}", redact(url))).with_source(err)
+                    MetadataError::new(err.kind(), format!("cannot connect to {}", crate::redact_url(url))).with_source(err)
                 },
             )?;
         Self::new(pool, clock).await
@@ -88,21 +88,6 @@ impl Backend for Postgres {
     }
 }
 
-/// The URL without its password, for error messages.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => match rest[..at].split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,12 +111,5 @@ mod tests {
             assert_eq!(statements(sqlite), statements(postgres));
         }
         assert_eq!(MIGRATOR.iter().count(), pairs.len());
-    }
-
-    #[test]
-    fn redact_hides_only_the_password() {
-        assert_eq!(redact("postgres://sh:secret@db:5432/meta?sslmode=require"), "postgres://sh:***@db:5432/meta?sslmode=require");
-        assert_eq!(redact("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
-        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
     }
 }
