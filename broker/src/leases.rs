@@ -62,8 +62,9 @@ async fn renew(ctx: &AgentContext) -> Result<()> {
     let ttl = ctx.config.lease_ttl();
     let sent = Instant::now();
     ctx.metadata.register_agent(&ctx.cluster.me, ttl).await?;
-    ctx.metadata.renew_leases(ctx.agent_id, ttl).await?;
+    let renewed = ctx.metadata.renew_leases(ctx.agent_id, ttl).await?;
     ctx.cluster.renewed(sent, ttl);
+    ctx.groups.keep_only(&renewed.groups, sent);
     Ok(())
 }
 

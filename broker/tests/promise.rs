@@ -110,3 +110,43 @@ async fn a_slow_last_flush_at_shutdown_still_commits() {
     agent.shutdown().await;
     assert_eq!(last.await.expect("producer"), (0, 1), "the last produce before shutdown is acknowledged");
 }
+
+/// Hole 3: a coordinator whose group lease lapsed and was taken by another agent stops answering
+/// the group's members from memory: a heartbeat gets NOT_COORDINATOR, so the member finds the new
+/// coordinator instead of living in a group nobody else sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_that_lost_its_group_lease_stops_serving_it() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    let agent = common::TestAgent::start(&["--lease-ttl-ms", "600", "--group-initial-rebalance-delay-ms", "0"]).await;
+    let mut c = agent.client().await;
+    let group = GroupId(StrBytes::from_static_str("split"));
+    let join = |member: &str| {
+        JoinGroupRequest::default()
+            .with_group_id(group.clone())
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_member_id(StrBytes::from_string(member.to_string()))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str("range"))])
+    };
+    let first = c.send(5, &join("")).await;
+    let joined = c.send(5, &join(first.member_id.as_str())).await;
+    assert_eq!(joined.error_code, 0);
+    let heartbeat = HeartbeatRequest::default()
+        .with_group_id(group.clone())
+        .with_generation_id(joined.generation_id)
+        .with_member_id(joined.member_id.clone());
+    let sync = SyncGroupRequest::default()
+        .with_group_id(group.clone())
+        .with_generation_id(joined.generation_id)
+        .with_member_id(joined.member_id.clone());
+    assert_eq!(c.send(3, &sync).await.error_code, 0);
+    assert_eq!(c.send(3, &heartbeat).await.error_code, 0);
+
+    // Agent 7 takes the group over, as if this agent had been paused past its lease.
+    let ctx = agent.agent().context();
+    ctx.metadata.release_leases(ctx.agent_id).await.expect("release");
+    assert!(ctx.metadata.acquire_group_lease(7, "split", Duration::from_secs(60)).await.expect("acquire").is_some());
+    tokio::time::sleep(Duration::from_millis(600)).await; // a renewal round or two
+    assert_eq!(c.send(3, &heartbeat).await.error_code, ResponseError::NotCoordinator.code());
+}

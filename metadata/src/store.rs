@@ -21,7 +21,7 @@ use crate::clock::{Clock, duration_ms};
 use crate::queries::{Queries as Q, new_cluster_id};
 use crate::{
     AgentId, AgentInfo, AgentStore, ClusterStore, CommitOutcome, CommittedOffset, GroupState, GroupStore, Lease, LeaseStore, MetadataError,
-    NewTopic, PartitionCommit, PartitionId, PartitionState, ProducerState, ProducerStore, Result, SegmentRef, SegmentStore, Topic,
+    NewTopic, PartitionCommit, PartitionId, PartitionState, ProducerState, ProducerStore, Renewed, Result, SegmentRef, SegmentStore, Topic,
     TopicStore,
 };
 
@@ -227,12 +227,12 @@ for_every_backend! {
         }
 
         /// Partition and group leases, one statement each.
-        async fn renew_leases(&self, agent: AgentId, ttl: Duration) -> Result<u64> {
+        async fn renew_leases(&self, agent: AgentId, ttl: Duration) -> Result<Renewed> {
             self.standalone_writes(async |conn| {
                 let (now_ms, ttl_ms) = (self.clock.now_ms(), duration_ms(ttl));
                 let partitions = Q::<DB>::renew_leases(conn, agent, now_ms, ttl_ms, DB::ROW_LOCKS).await?;
                 let groups = Q::<DB>::renew_group_leases(conn, agent, now_ms, ttl_ms).await?;
-                Ok(partitions + groups)
+                Ok(Renewed { partitions, groups })
             })
             .await
         }

@@ -34,6 +34,8 @@ pub struct Coordinator {
 /// A group this agent coordinates, under the coordinator epoch its writes are fenced with.
 pub struct GroupHandle {
     pub epoch: i32,
+    /// When the lease acquisition returned: a renewal sent before then covered the lease.
+    taken: Instant,
     state: Mutex<Group>,
     /// Serialises saves so a newer snapshot is never overwritten by an older one.
     saving: tokio::sync::Mutex<()>,
@@ -59,6 +61,19 @@ impl Coordinator {
     pub fn forget(&self, id: &str) {
         self.groups.remove(id);
     }
+
+    /// After a renewal sent at `sent` extended the leases of `renewed` only: forgets every group
+    /// taken before then that is not among them. Its lease expired and another agent may coordinate
+    /// it now, so answering its members from memory would split the group's brain.
+    pub fn keep_only(&self, renewed: &[String], sent: Instant) {
+        self.groups.retain(|id, handle| {
+            let keep = handle.taken >= sent || renewed.iter().any(|r| r == id);
+            if !keep {
+                warn!(group = id, "coordinator lease lost; no longer coordinating this group");
+            }
+            keep
+        });
+    }
 }
 
 /// The group `id`, taking its coordinator lease and loading its saved state on first use.
@@ -67,6 +82,10 @@ impl Coordinator {
 pub async fn group(ctx: &AgentContext, id: &str) -> Result<Arc<GroupHandle>, ResponseError> {
     if id.is_empty() {
         return Err(ResponseError::InvalidGroupId);
+    }
+    if !ctx.cluster.lease_valid() {
+        // Not renewed in time: another agent may hold the group's lease by now.
+        return Err(ResponseError::NotCoordinator);
     }
     if let Some(g) = ctx.groups.loaded_group(id) {
         return Ok(g);
@@ -92,13 +111,15 @@ async fn load(ctx: &AgentContext, id: &str) -> Result<Arc<GroupHandle>, Response
         .await
         .map_err(unavailable)?
         .ok_or(ResponseError::NotCoordinator)?;
+    // After the acquisition returned: a renewal sent before this instant ran after it committed.
+    let taken = Instant::now();
     let delay = ctx.config.group_initial_rebalance_delay();
     let group = match ctx.metadata.load_group(id).await.map_err(unavailable)? {
         Some(saved) => Group::restore(saved, delay, Instant::now()),
         None => Group::new(id, delay),
     };
     info!(group = id, epoch, generation = group.generation, "coordinating group");
-    let handle = Arc::new(GroupHandle { epoch, state: Mutex::new(group), saving: tokio::sync::Mutex::new(()) });
+    let handle = Arc::new(GroupHandle { epoch, taken, state: Mutex::new(group), saving: tokio::sync::Mutex::new(()) });
     ctx.groups.groups.insert(id.to_string(), Arc::clone(&handle));
     Ok(handle)
 }

@@ -19,12 +19,13 @@ use crate::connection;
 use crate::context::AgentContext;
 use crate::error::Result;
 
-/// The longest rebalance timeout a join is held for (a client asking more is answered by then).
-const MAX_REBALANCE_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 use crate::groups::{
     self,
     group::{Join, Joined, Reply},
 };
+
+/// The longest rebalance timeout a join is held for (a client asking more is answered by then).
+const MAX_REBALANCE_WAIT: Duration = Duration::from_secs(600);
 
 /// Extra wait beyond the rebalance timeout before we give up on an answer from the state machine.
 const GRACE: Duration = Duration::from_secs(5);
@@ -70,7 +71,17 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: JoinGroupRe
             }
         }
     };
-    let _ = groups::save(ctx, &handle).await;
+    // A fenced save means another agent coordinates the group now: this answer must not stand. A
+    // store that is briefly unavailable leaves the group dirty; the next tick saves it.
+    let joined = match groups::save(ctx, &handle).await {
+        Err(ResponseError::NotCoordinator) => Joined {
+            error: Some(ResponseError::NotCoordinator),
+            generation: -1,
+            member_id: req.member_id.to_string(),
+            ..Default::default()
+        },
+        _ => joined,
+    };
     Ok(respond(joined, version))
 }
 

@@ -124,9 +124,10 @@ where
         row.map(|row| Ok(row.try_get(0)?)).transpose()
     }
 
-    pub(crate) async fn renew_group_leases(conn: &mut DB::Connection, agent: AgentId, now_ms: i64, ttl_ms: i64) -> Result<u64> {
+    /// The groups renewed.
+    pub(crate) async fn renew_group_leases(conn: &mut DB::Connection, agent: AgentId, now_ms: i64, ttl_ms: i64) -> Result<Vec<String>> {
         let rows = sqlx::query(RENEW).bind(agent).bind(now_ms.saturating_add(ttl_ms)).fetch_all(&mut *conn).await?;
-        Ok(rows.len() as u64)
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
     pub(crate) async fn release_group_leases(conn: &mut DB::Connection, agent: AgentId) -> Result<()> {

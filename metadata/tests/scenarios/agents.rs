@@ -118,7 +118,7 @@ pub async fn release_lease_gives_up_one_partition(store: &dyn MetadataStore, _cl
     let state = store.partition_state(p0).await.unwrap().unwrap();
     assert_eq!((state.leader, state.leader_epoch, state.high_watermark), (None, e0, 10), "release keeps the epoch and the log");
     assert_eq!(store.partition_state(p1).await.unwrap().unwrap().leader, Some(1), "the other partition stays held");
-    assert_eq!(store.renew_leases(1, TTL).await.unwrap(), 1);
+    assert_eq!(store.renew_leases(1, TTL).await.unwrap().count(), 1);
 
     // Another agent takes it at once, under the next epoch; the old leader is fenced.
     let lease = store.acquire_lease(2, p0, TTL).await.unwrap().unwrap();

@@ -227,12 +227,12 @@ pub async fn renew_and_release(store: &dyn MetadataStore, clock: &ManualClock) {
     acquire(store, 1, pid(&a, 0)).await;
     acquire(store, 1, pid(&a, 1)).await;
     acquire(store, 2, pid(&b, 0)).await;
-    assert_eq!(store.renew_leases(1, TTL).await.unwrap(), 2);
-    assert_eq!(store.renew_leases(3, TTL).await.unwrap(), 0);
+    assert_eq!(store.renew_leases(1, TTL).await.unwrap().count(), 2);
+    assert_eq!(store.renew_leases(3, TTL).await.unwrap().count(), 0);
 
     // Renewing keeps agent 1's leases alive past the first expiry; agent 2's lapses.
     clock.advance(TTL * 8 / 10);
-    assert_eq!(store.renew_leases(1, TTL).await.unwrap(), 2);
+    assert_eq!(store.renew_leases(1, TTL).await.unwrap().count(), 2);
     clock.advance(TTL * 8 / 10);
     assert_eq!(store.partition_state(pid(&a, 0)).await.unwrap().unwrap().leader, Some(1));
     assert_eq!(store.partition_state(pid(&b, 0)).await.unwrap().unwrap().leader, None);
@@ -242,8 +242,8 @@ pub async fn renew_and_release(store: &dyn MetadataStore, clock: &ManualClock) {
     let state = store.partition_state(pid(&a, 1)).await.unwrap().unwrap();
     assert_eq!((state.leader, state.leader_epoch), (None, 1), "release keeps the epoch");
     assert_eq!(acquire(store, 2, pid(&a, 1)).await, 2, "a released lease is free at once");
-    assert_eq!(store.renew_leases(1, TTL).await.unwrap(), 0);
-    assert_eq!(store.renew_leases(2, TTL).await.unwrap(), 2, "b/0 lapsed but nobody took it");
+    assert_eq!(store.renew_leases(1, TTL).await.unwrap().count(), 0);
+    assert_eq!(store.renew_leases(2, TTL).await.unwrap().count(), 2, "b/0 lapsed but nobody took it");
 }
 
 pub async fn fenced_commit_leaves_no_trace_while_others_commit(store: &dyn MetadataStore, clock: &ManualClock) {
@@ -260,7 +260,7 @@ pub async fn fenced_commit_leaves_no_trace_while_others_commit(store: &dyn Metad
     let takeover = store.acquire_lease(2, p0, TTL).await.unwrap().unwrap();
     assert_eq!((takeover.leader_epoch, takeover.high_watermark), (e0 + 1, 10));
     // p1's lease lapsed too; nobody took it, and agent 1 renews it in time for its flush.
-    assert_eq!(store.renew_leases(1, TTL).await.unwrap(), 1);
+    assert_eq!(store.renew_leases(1, TTL).await.unwrap().count(), 1);
 
     let mut stale = commit(p0, e0, 10, 19);
     stale.producers = vec![ProducerState { producer_id: 7, producer_epoch: 1, batches: vec![] }];
