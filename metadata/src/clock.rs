@@ -1,11 +1,14 @@
 //! Wall-clock time for lease expiry, injectable so tests can expire a lease without sleeping.
 //!
-//! Time is read in Rust and passed into SQL as milliseconds, never taken from the database's
-//! own clock, so SQLite and PostgreSQL (and agents on different hosts) agree on what "now" means.
+//! Time is read in Rust and passed into SQL as milliseconds, so the SQL is the same for every
+//! backend. Where several agents share a store (PostgreSQL) "now" must be one clock for all of them,
+//! or an agent whose clock runs ahead by more than a lease's ttl sees healthy leases as expired and
+//! steals them: there [`ServerClock`] follows the database server's clock.
 
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A source of "now" in milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -20,6 +23,32 @@ impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
         // A clock before 1970 or past year 292 million is not worth an error path: clamp instead.
         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// The database server's clock: read now and then (`set`) and carried forward in between by this
+/// process's monotonic clock, so a step of the local wall clock changes nothing either.
+#[derive(Debug)]
+pub struct ServerClock {
+    /// The server's time in ms and the local instant it was true at.
+    read: Mutex<(i64, Instant)>,
+}
+
+impl ServerClock {
+    pub fn new(server_ms: i64, at: Instant) -> Self {
+        Self { read: Mutex::new((server_ms, at)) }
+    }
+
+    /// Records a fresh reading of the server's clock.
+    pub fn set(&self, server_ms: i64, at: Instant) {
+        *self.read.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = (server_ms, at);
+    }
+}
+
+impl Clock for ServerClock {
+    fn now_ms(&self) -> i64 {
+        let (ms, at) = *self.read.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        ms.saturating_add(duration_ms(Instant::now().saturating_duration_since(at)))
     }
 }
 
@@ -52,4 +81,21 @@ impl Clock for ManualClock {
 /// A duration in whole milliseconds, saturating (a TTL of centuries is simply "forever").
 pub(crate) fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_clock_moves_with_the_monotonic_clock() {
+        let start = Instant::now();
+        let clock = ServerClock::new(1_000_000, start);
+        let first = clock.now_ms();
+        assert!((1_000_000..1_000_100).contains(&first));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(clock.now_ms() >= first + 20);
+        clock.set(5_000_000, Instant::now());
+        assert!((5_000_000..5_000_100).contains(&clock.now_ms()), "a new reading replaces the old");
+    }
 }

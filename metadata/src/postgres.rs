@@ -24,17 +24,25 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, ServerClock};
 use crate::store::{Backend, SqlStore, Statements};
 use crate::{MetadataError, Result};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How often the server's clock is read again (see [`ServerClock`]).
+const CLOCK_READ_EVERY: Duration = Duration::from_secs(1);
+
+/// The server's wall clock in ms since the Unix epoch.
+async fn read_server_clock(pool: &PgPool) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT").fetch_one(pool).await?)
+}
 
 /// How long a caller waits for a pooled connection before giving up as `Unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,22 +56,55 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?PARAMS]`, also
     /// `postgresql://`) and migrates the database, which must exist.
     pub async fn open(url: &str) -> Result<Self> {
-        Self::open_with_clock(url, Arc::new(SystemClock)).await
+        let pool = connect(url).await?;
+        let clock = follow_server_clock(&pool).await?;
+        Self::new(pool, clock).await
     }
 
     /// Like [`open`](Self::open), reading lease time from `clock`.
     pub async fn open_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| MetadataError::invalid(format!("bad PostgreSQL URL '{}'", crate::redact_url(url))).with_source(e))?;
-        let pool =
-            PgPoolOptions::new().max_connections(MAX_CONNECTIONS).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await.map_err(
-                |e| {
-                    let err = MetadataError::from(e);
-                    MetadataError::new(err.kind(), format!("cannot connect to {}", crate::redact_url(url))).with_source(err)
-                },
-            )?;
-        Self::new(pool, clock).await
+        Self::new(connect(url).await?, clock).await
     }
+}
+
+/// A pool of connections to `url`.
+async fn connect(url: &str) -> Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| MetadataError::invalid(format!("bad PostgreSQL URL '{}'", crate::redact_url(url))).with_source(e))?
+        // Nothing may hold a connection, a lock or a transaction open for long: a statement
+        // stuck behind a paused agent's row locks fails (Unavailable, retried) instead of
+        // waiting, and the server ends a transaction whose client went quiet mid-way.
+        .options([("statement_timeout", "30s"), ("lock_timeout", "10s"), ("idle_in_transaction_session_timeout", "30s")]);
+    let pool = PgPoolOptions::new().max_connections(MAX_CONNECTIONS).acquire_timeout(ACQUIRE_TIMEOUT).connect_with(options).await.map_err(
+        |e| {
+            let err = MetadataError::from(e);
+            MetadataError::new(err.kind(), format!("cannot connect to {}", crate::redact_url(url))).with_source(err)
+        },
+    )?;
+    Ok(pool)
+}
+
+/// The server's clock, read now and again every [`CLOCK_READ_EVERY`] while a store holds it (the
+/// task that reads it holds it weakly and ends with the store).
+async fn follow_server_clock(pool: &PgPool) -> Result<Arc<dyn Clock>> {
+    let clock = Arc::new(ServerClock::new(read_server_clock(pool).await?, Instant::now()));
+    let weak = Arc::downgrade(&clock);
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(CLOCK_READ_EVERY).await;
+            let Some(clock) = weak.upgrade() else { break };
+            if pool.is_closed() {
+                break;
+            }
+            let sent = Instant::now();
+            if let Ok(ms) = read_server_clock(&pool).await {
+                // The reading was true about half way through the round trip.
+                clock.set(ms, sent + sent.elapsed() / 2);
+            }
+        }
+    });
+    Ok(clock)
 }
 
 impl Backend for Postgres {
