@@ -185,8 +185,8 @@ else
     command -v cargo >/dev/null || die "cargo not found (install Rust, or set STREAMHOUSE_BIN)"
     step "cargo fmt --check (one style for the workspace: rustfmt.toml)"
     (cd "$ROOT" && cargo fmt --all --check >/dev/null) || die "the code is not formatted as rustfmt.toml says: run cargo fmt --all"
-    step "cargo build --bin streamhouse"
-    (cd "$ROOT" && cargo build --bin streamhouse)
+    step "cargo build --bins (the agent and the frame fuzzer)"
+    (cd "$ROOT" && cargo build --bins)
     step "cargo test --workspace"
     (cd "$ROOT" && cargo test --workspace)
     STREAMHOUSE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/streamhouse"

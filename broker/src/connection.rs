@@ -18,7 +18,7 @@ use streamhouse_protocol::{ProtocolError, frame, request};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::context::AgentContext;
 use crate::error::BrokerError;
@@ -56,14 +56,15 @@ pub async fn run(ctx: AgentContext, socket: TcpStream) {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    warn!(peer, error = %e, "closing connection: request could not be handled");
+                    // The client's fault, and a hostile one could flood the log: debug level.
+                    debug!(peer, error = %e, "closing connection: request could not be parsed");
                     return;
                 }
             },
             next = frames.next(), if reading && in_flight.len() < MAX_IN_FLIGHT => match next {
                 Some(Ok(frame)) => in_flight.push_back(dispatch(&ctx, frame.freeze(), &peer)),
                 Some(Err(e)) => {
-                    warn!(peer, error = %e, "closing connection: bad frame");
+                    debug!(peer, error = %e, "closing connection: bad frame");
                     return;
                 }
                 None => reading = false,
