@@ -1,11 +1,13 @@
 //! The sweeper: deletes segment objects that no index row references once they are older than a
 //! grace period. Such objects come from flushes whose commit was fenced or failed, and from deleted
-//! topics. The grace period (judged from the creation time in the key, not the store's clock) is
-//! far longer than any flush takes, so an object whose commit is still on its way is never touched.
-//! Several agents sweeping at once is harmless: deletes are idempotent.
+//! topics. Age is the metadata store's clock minus the creation time in the key, which the flusher
+//! also took from the store's clock, so no agent's own clock matters; and the flusher refuses to
+//! commit an object half the grace period old (`flusher::too_old_to_commit`), so an object whose
+//! commit is still on its way is never deleted. Several agents sweeping at once is harmless:
+//! deletes are idempotent.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use streamhouse_storage::paths;
 use tracing::{info, warn};
@@ -33,7 +35,7 @@ pub async fn run(ctx: AgentContext) {
 
 /// One pass; returns how many objects were deleted.
 pub async fn sweep(ctx: &AgentContext) -> Result<usize> {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let now_ms = u64::try_from(ctx.metadata.now_ms()).unwrap_or(0);
     let grace_ms = ctx.config.sweep_grace_secs.saturating_mul(1000);
     // List before reading the index: an object committed in between is then referenced.
     let objects = ctx.objects.list(paths::SEGMENTS_PREFIX).await?;

@@ -150,3 +150,21 @@ async fn a_coordinator_that_lost_its_group_lease_stops_serving_it() {
     tokio::time::sleep(Duration::from_millis(600)).await; // a renewal round or two
     assert_eq!(c.send(3, &heartbeat).await.error_code, ResponseError::NotCoordinator.code());
 }
+
+/// Hole 2: the sweeper deletes unreferenced objects once they are --sweep-grace-secs old, judged by
+/// the store's clock. A flush whose object took too long to write must not be committed: the object
+/// it would reference may already be gone. Such a flush fails with a retriable error instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_the_sweeper_may_have_deleted_is_never_committed() {
+    let (agent, store, _dir) = agent_with_slow_puts(Duration::from_millis(1_200), &["--sweep-grace-secs", "2"]).await;
+    let mut c = RawClient::connect(agent.local_addr()).await;
+    create_topic(&mut c, "late").await;
+    assert_eq!(
+        produce(&mut c, "late", "too late", None).await.0,
+        ResponseError::KafkaStorageError.code(),
+        "a 1.2 s old object is past half the 2 s grace"
+    );
+    store.set_put(Fault::None);
+    assert_eq!(produce(&mut c, "late", "in time", None).await, (0, 0), "nothing was committed before");
+    agent.shutdown().await;
+}

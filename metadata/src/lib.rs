@@ -197,6 +197,9 @@ pub trait ProducerStore: Send + Sync {
 pub trait ClusterStore: Send + Sync {
     /// The cluster id, created with the store and stable for its life.
     async fn cluster_id(&self) -> Result<String>;
+    /// "Now" by the store's clock (ms since the Unix epoch): the clock every agent of the cluster
+    /// judges lease expiry and object age by, whatever its own wall clock says.
+    fn now_ms(&self) -> i64;
 }
 
 /// A consumer group's durable state: what a coordinator (this one after a restart, or another

@@ -317,6 +317,10 @@ for_every_backend! {
         async fn cluster_id(&self) -> Result<String> {
             Q::<DB>::cluster_id(&mut *self.conn().await?).await
         }
+
+        fn now_ms(&self) -> i64 {
+            self.clock.now_ms()
+        }
     }
 
     #[async_trait]

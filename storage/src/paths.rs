@@ -13,19 +13,13 @@
 //!   flushes can share a millisecond; the UUID alone makes every key unique, which matters because a key is
 //!   never written twice.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Every segment object lives under this prefix.
 pub const SEGMENTS_PREFIX: &str = "segments/";
 
 const SEGMENT_SUFFIX: &str = ".seg";
 
-/// A fresh, unique key for a segment object written now by `agent_id`.
-pub fn segment_key(agent_id: i32) -> String {
-    segment_key_at(agent_id, now_ms())
-}
-
-/// A fresh, unique key for a segment object, with the creation time given (tests and replay tools).
+/// A fresh, unique key for a segment object created at `created_ms`, by the metadata store's clock
+/// (the one the sweeper judges age by).
 pub fn segment_key_at(agent_id: i32, created_ms: u64) -> String {
     let id = uuid::Uuid::new_v4().simple();
     format!("{SEGMENTS_PREFIX}{agent_id}/{created_ms:020}-{id}{SEGMENT_SUFFIX}")
@@ -45,11 +39,6 @@ pub fn segment_created_ms(key: &str) -> Option<u64> {
         return None;
     }
     millis.parse().ok()
-}
-
-fn now_ms() -> u64 {
-    // A clock before 1970 is a misconfigured host; 0 still yields a unique (UUID) and well-formed key.
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -78,13 +67,13 @@ mod tests {
         let earlier = segment_key_at(3, 999);
         let later = segment_key_at(3, 1_000);
         assert!(earlier < later);
-        assert!(segment_key(3) > later);
+        assert!(segment_key_at(3, 1_001) > later);
     }
 
     #[test]
     fn agents_do_not_share_prefixes() {
-        assert!(!segment_key(10).starts_with(&agent_segments_prefix(1)));
-        assert!(segment_key(-1).starts_with("segments/-1/"));
+        assert!(!segment_key_at(10, 1).starts_with(&agent_segments_prefix(1)));
+        assert!(segment_key_at(-1, 1).starts_with("segments/-1/"));
     }
 
     #[test]

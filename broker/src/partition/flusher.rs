@@ -150,7 +150,8 @@ fn start(ctx: &AgentContext, appends: Vec<Append>, working: &mut Working) -> Put
         p.chunks = Vec::new();
         working.insert(p.leadership(), (p.next_offset, p.producers.clone()));
     }
-    let key = paths::segment_key(ctx.agent_id);
+    // Created by the store's clock, the one the sweeper judges age by.
+    let key = paths::segment_key_at(ctx.agent_id, u64::try_from(ctx.metadata.now_ms()).unwrap_or(0));
     let writes = plans.iter().any(Plan::writes);
     let object = if writes { builder.finish().0 } else { Bytes::new() };
     let stage = Stage { plans, key, object, started: std::time::Instant::now() };
@@ -175,6 +176,14 @@ async fn finish(ctx: &AgentContext, stage: Stage, put: Result<(), StorageError>,
     let (writing, settled): (Vec<Plan>, Vec<Plan>) = plans.into_iter().partition(Plan::writes);
     if let Err(e) = put {
         warn!(key, error = %e, "segment PUT failed; producers get a retriable error");
+        fail(Stage { plans: writing.into_iter().chain(settled).collect(), key, object, started }, ResponseError::KafkaStorageError);
+        return false;
+    }
+    if !writing.is_empty() && too_old_to_commit(ctx, &key) {
+        warn!(
+            key,
+            "segment object older than half the sweep grace period: refusing to commit it (the sweeper may delete it); producers retry"
+        );
         fail(Stage { plans: writing.into_iter().chain(settled).collect(), key, object, started }, ResponseError::KafkaStorageError);
         return false;
     }
@@ -244,6 +253,16 @@ async fn finish(ctx: &AgentContext, stage: Stage, put: Result<(), StorageError>,
     ctx.commits.send_modify(|generation| *generation += 1);
     debug!(key, bytes = object.len(), partitions = commits.len(), ?put_done, total = ?started.elapsed(), "flushed");
     true
+}
+
+/// Whether the object under `key` is too old to be committed: the sweeper deletes unreferenced
+/// objects once they are --sweep-grace-secs old, so a commit must land well before that. Half the
+/// grace is the cut: the commit below takes at most PostgreSQL's statement timeout, and an agent
+/// paused between this check and its commit for longer than its lease ttl is fenced anyway.
+fn too_old_to_commit(ctx: &AgentContext, key: &str) -> bool {
+    let grace_ms = ctx.config.sweep_grace_secs.saturating_mul(1000);
+    let now_ms = u64::try_from(ctx.metadata.now_ms()).unwrap_or(0);
+    paths::segment_created_ms(key).is_none_or(|created| now_ms.saturating_sub(created).saturating_mul(2) >= grace_ms)
 }
 
 /// Answers every producer of a flush that will not commit.
