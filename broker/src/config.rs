@@ -57,6 +57,19 @@ pub struct Config {
     #[arg(long, env = "STREAMHOUSE_DEFAULT_PARTITIONS", default_value_t = 1)]
     pub default_partitions: i32,
 
+    /// Most client connections the agent keeps open; more are closed at once (Kafka's max.connections).
+    #[arg(long, env = "STREAMHOUSE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most connections from one IP address (Kafka's max.connections.per.ip).
+    #[arg(long, env = "STREAMHOUSE_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
+    pub max_connections_per_ip: usize,
+
+    /// A connection with nothing in flight that sends nothing for this long is closed (Kafka's
+    /// connections.max.idle.ms).
+    #[arg(long, env = "STREAMHOUSE_CONNECTIONS_MAX_IDLE_MS", default_value_t = 600_000)]
+    pub connections_max_idle_ms: u64,
+
     /// Most partitions one topic may have (CreateTopics and CreatePartitions beyond it answer
     /// INVALID_PARTITIONS).
     #[arg(long, env = "STREAMHOUSE_MAX_PARTITIONS_PER_TOPIC", default_value_t = 10_000)]

@@ -20,9 +20,14 @@ use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info};
 
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 use crate::context::AgentContext;
 use crate::error::BrokerError;
 use crate::handlers::{self, Reply, api_versions};
+use crate::server::ConnectionSlot;
 
 /// Requests a connection may have in flight before we stop reading from it (backpressure).
 const MAX_IN_FLIGHT: usize = 32;
@@ -37,13 +42,18 @@ pub fn peer() -> String {
     PEER.try_with(Clone::clone).unwrap_or_default()
 }
 
-pub async fn run(ctx: AgentContext, socket: TcpStream) {
+/// Serves one connection until the client closes it, a frame cannot be parsed, it stays idle for
+/// --connections-max-idle-ms, or the agent shuts down. `_slot` holds its place in the connection
+/// limits until then.
+pub async fn run(ctx: AgentContext, socket: TcpStream, _slot: ConnectionSlot) {
     let peer = socket.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let _ = socket.set_nodelay(true);
     let (reader, mut writer) = socket.into_split();
     let mut frames = FramedRead::new(reader, frame::codec(ctx.config.max_request_bytes));
     let mut in_flight: FuturesOrdered<Reply> = FuturesOrdered::new();
     let mut reading = true;
+    let max_idle = Duration::from_millis(ctx.config.connections_max_idle_ms.max(1));
+    let mut last_request = Instant::now();
     loop {
         tokio::select! {
             biased;
@@ -62,7 +72,10 @@ pub async fn run(ctx: AgentContext, socket: TcpStream) {
                 }
             },
             next = frames.next(), if reading && in_flight.len() < MAX_IN_FLIGHT => match next {
-                Some(Ok(frame)) => in_flight.push_back(dispatch(&ctx, frame.freeze(), &peer)),
+                Some(Ok(frame)) => {
+                    last_request = Instant::now();
+                    in_flight.push_back(dispatch(&ctx, frame.freeze(), &peer));
+                }
                 Some(Err(e)) => {
                     debug!(peer, error = %e, "closing connection: bad frame");
                     return;
@@ -70,6 +83,10 @@ pub async fn run(ctx: AgentContext, socket: TcpStream) {
                 None => reading = false,
             },
             _ = ctx.shutdown.cancelled(), if reading => reading = false,
+            _ = tokio::time::sleep_until(last_request + max_idle), if in_flight.is_empty() => {
+                debug!(peer, ?max_idle, "closing idle connection");
+                return;
+            }
             else => break,
         }
         if !reading && in_flight.is_empty() {

@@ -235,3 +235,30 @@ async fn a_decompression_bomb_is_not_inflated() {
     assert_eq!(r.topics[0].partitions[0].error_code, ResponseError::CorruptMessage.code());
     assert_eq!(produce_works(&agent, "after-the-bomb").await, 0, "the agent keeps serving");
 }
+
+/// No client can hold every socket: connections past --max-connections-per-ip are closed at once, a
+/// closed one frees its place, and a connection idle past --connections-max-idle-ms is closed.
+#[tokio::test]
+async fn connections_are_limited_and_idle_ones_closed() {
+    use std::time::Duration;
+
+    let agent = TestAgent::start(&["--max-connections-per-ip", "2", "--connections-max-idle-ms", "400"]).await;
+    let mut first = agent.client().await;
+    let mut second = agent.client().await;
+    first.send(3, &ApiVersionsRequest::default()).await;
+    second.send(3, &ApiVersionsRequest::default()).await;
+    let mut third = agent.client().await;
+    assert!(third.read_frame().await.is_none(), "a third connection from one address is closed");
+    drop(second);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut again = agent.client().await;
+    again.send(3, &ApiVersionsRequest::default()).await;
+
+    // `first` stays busy, `again` goes quiet: only the quiet one is closed.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        first.send(3, &ApiVersionsRequest::default()).await;
+    }
+    assert!(again.read_frame().await.is_none(), "an idle connection is closed");
+    first.send(3, &ApiVersionsRequest::default()).await;
+}
