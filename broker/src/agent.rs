@@ -73,7 +73,7 @@ impl Agent {
                 zone: config.zone.clone(),
                 group: config.agent_group.clone(),
             }),
-            writes: WriteQueue::new(config.flush_bytes, config.flush_interval()),
+            writes: WriteQueue::new(config.flush_bytes, config.flush_interval(), config.write_buffer_bytes),
             groups: Default::default(),
             commits: watch::Sender::new(0),
             shutdown: CancellationToken::new(),

@@ -57,6 +57,15 @@ pub struct Config {
     #[arg(long, env = "STREAMHOUSE_DEFAULT_PARTITIONS", default_value_t = 1)]
     pub default_partitions: i32,
 
+    /// Bytes of produced batches waiting for a flush, in all: past it connections stop reading
+    /// requests until flushes catch up (back-pressure, not unbounded memory).
+    #[arg(long, env = "STREAMHOUSE_WRITE_BUFFER_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub write_buffer_bytes: usize,
+
+    /// Most bytes one Fetch response carries, whatever the client asks (Kafka's fetch.max.bytes).
+    #[arg(long, env = "STREAMHOUSE_FETCH_MAX_BYTES", default_value_t = 55 * 1024 * 1024)]
+    pub fetch_max_bytes: usize,
+
     /// Most client connections the agent keeps open; more are closed at once (Kafka's max.connections).
     #[arg(long, env = "STREAMHOUSE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,

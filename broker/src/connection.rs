@@ -31,6 +31,8 @@ use crate::server::ConnectionSlot;
 
 /// Requests a connection may have in flight before we stop reading from it (backpressure).
 const MAX_IN_FLIGHT: usize = 32;
+/// How often a connection held back by a full write queue looks again.
+const FULL_QUEUE_POLL: Duration = Duration::from_millis(2);
 
 tokio::task_local! {
     /// The client's address, for handlers that report it (DescribeGroups' client_host).
@@ -71,7 +73,9 @@ pub async fn run(ctx: AgentContext, socket: TcpStream, _slot: ConnectionSlot) {
                     return;
                 }
             },
-            next = frames.next(), if reading && in_flight.len() < MAX_IN_FLIGHT => match next {
+            // A full write queue stops reading (back-pressure); it is looked at again shortly.
+            _ = tokio::time::sleep(FULL_QUEUE_POLL), if reading && !ctx.writes.has_room() => {}
+            next = frames.next(), if reading && in_flight.len() < MAX_IN_FLIGHT && ctx.writes.has_room() => match next {
                 Some(Ok(frame)) => {
                     last_request = Instant::now();
                     in_flight.push_back(dispatch(&ctx, frame.freeze(), &peer));

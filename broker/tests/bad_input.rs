@@ -262,3 +262,19 @@ async fn connections_are_limited_and_idle_ones_closed() {
     assert!(again.read_frame().await.is_none(), "an idle connection is closed");
     first.send(3, &ApiVersionsRequest::default()).await;
 }
+
+/// Asking for the coordinator of made-up groups writes nothing: no lease row per name a client
+/// invents, until a member really joins.
+#[tokio::test]
+async fn find_coordinator_for_unknown_groups_writes_nothing() {
+    let agent = TestAgent::start(&[]).await;
+    let mut c = agent.client().await;
+    for i in 0..20 {
+        let r = c.send(3, &FindCoordinatorRequest::default().with_key(StrBytes::from_string(format!("ghost-{i}")))).await;
+        assert_eq!(r.error_code, 0);
+    }
+    let store = &agent.agent().context().metadata;
+    for i in 0..20 {
+        assert_eq!(store.group_coordinator(&format!("ghost-{i}")).await.expect("store"), None, "ghost-{i} got a lease");
+    }
+}

@@ -168,3 +168,52 @@ async fn an_object_the_sweeper_may_have_deleted_is_never_committed() {
     assert_eq!(produce(&mut c, "late", "in time", None).await, (0, 0), "nothing was committed before");
     agent.shutdown().await;
 }
+
+/// Hostile clients: the write queue is bounded. Producers faster than the object store are held back
+/// (the agent stops reading their requests) instead of growing the agent's memory without end; every
+/// produce is still acknowledged, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_write_queue_holds_producers_back() {
+    const CAP: usize = 1 << 20;
+    let args = ["--write-buffer-bytes", "1048576", "--flush-bytes", "262144", "--max-flushes-in-flight", "1"];
+    let (agent, _store, _dir) = agent_with_slow_puts(Duration::from_millis(150), &args).await;
+    let addr = agent.local_addr();
+    let mut admin = RawClient::connect(addr).await;
+    create_topic(&mut admin, "flood").await;
+    let value = vec![b'x'; 250 << 10];
+    let mut c = RawClient::connect(addr).await;
+    let mut frames = Vec::new();
+    for _ in 0..16 {
+        let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name("flood"))
+                .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch(&[&value], None)))]),
+        ]);
+        frames.extend_from_slice(&c.frame(9, &req));
+    }
+    let writer = tokio::spawn(async move {
+        tokio::io::AsyncWriteExt::write_all(&mut c.stream, &frames).await.expect("write");
+        let mut answered = 0;
+        while answered < 16 {
+            c.read_frame().await.expect("an answer");
+            answered += 1;
+        }
+    });
+    let mut most = 0;
+    while !writer.is_finished() {
+        most = most.max(agent.context().writes.pending_bytes());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    writer.await.expect("producer");
+    // A connection checks for room before it reads a frame and queues the frame a moment later, so
+    // the bound can be passed by the request being read and the one just read.
+    assert!(most <= CAP + 2 * (260 << 10), "the queue held {most} bytes, over its {CAP}-byte bound by more than two requests");
+    assert!(most >= 256 << 10, "the queue was never even used: {most}");
+    let state = agent
+        .context()
+        .metadata
+        .partition_state(PartitionId { topic_id: agent.context().partitions.topic("flood").expect("topic").id, partition: 0 })
+        .await;
+    assert_eq!(state.expect("store").expect("partition").high_watermark, 16, "every produce was written");
+    agent.shutdown().await;
+}

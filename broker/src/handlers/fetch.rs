@@ -1,11 +1,12 @@
 //! Fetch: v4-17 (topic ids from v13, rack_id from v11).
 //!
 //! Reads committed data only (offset < high watermark), whole batches as stored, trimmed to the
-//! fetch offset, partition_max_bytes and the response's max_bytes (the first batch of a response may
-//! exceed both, KIP-74). Any agent serves any partition: the leader from its tail cache and the
-//! objects, any other agent from the objects and the stored high watermark. Waits up to max_wait_ms
-//! until min_bytes are available (long poll), woken by our own flush commits, and re-reading the
-//! stored state of partitions led elsewhere every 100 ms. A consumer that sets client.rack to a zone
+//! fetch offset, partition_max_bytes and the response's max_bytes, itself capped by
+//! --fetch-max-bytes (the first batch of a response may exceed both, KIP-74). Any agent serves any
+//! partition: the leader from its tail cache and the objects, any other agent from the objects and
+//! the stored high watermark. Waits up to max_wait_ms until min_bytes are available (long poll),
+//! woken by our own flush commits, and re-reading the stored state of partitions led elsewhere
+//! every 100 ms. A consumer that sets client.rack to a zone
 //! other than ours, where a live agent of the topic's group runs, is pointed there with
 //! preferred_read_replica (KIP-392). Checks current_leader_epoch (FENCED_LEADER_EPOCH /
 //! UNKNOWN_LEADER_EPOCH). read_committed equals read_uncommitted: there are no transactions.
@@ -64,7 +65,8 @@ struct Pass {
 /// One pass over the request's partitions. Once `read_until` has passed and something was read, the
 /// partitions left are answered with their state and no records.
 async fn read_all(ctx: &AgentContext, req: &FetchRequest, version: i16, read_until: tokio::time::Instant) -> Result<Pass> {
-    let mut budget = usize::try_from(req.max_bytes).unwrap_or(0);
+    // Repeating a partition in the request gains nothing: each copy spends the same budget.
+    let mut budget = usize::try_from(req.max_bytes).unwrap_or(0).min(ctx.config.fetch_max_bytes);
     let mut pass = Pass { response: FetchResponse::default(), bytes: 0, answered: false, remote: false };
     let rack = if version >= 11 { req.rack_id.as_str() } else { "" };
     let mut topics = Vec::with_capacity(req.topics.len());

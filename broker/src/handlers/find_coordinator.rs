@@ -2,7 +2,8 @@
 //!
 //! A group's coordinator is the agent holding its coordinator lease. When nobody holds it, the
 //! group goes to the live agent it ranks highest by rendezvous hashing (groups spread evenly and
-//! move little when agents come and go); that agent takes the lease on first use. Errors
+//! move little when agents come and go); that agent takes the lease when the first group request
+//! reaches it: FindCoordinator itself writes nothing, so made-up group names leave no trace. Errors
 //! (COORDINATOR_NOT_AVAILABLE while a dead agent's lease runs out) are retried by clients.
 //! Transaction coordinators (key type 1) are not available: transactions are not supported.
 
@@ -17,9 +18,10 @@ use super::fallback::Fallback;
 use crate::cluster;
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
-use crate::groups;
 
-/// The live holder of the group's lease, or else its preferred agent (taking the lease if that is us).
+/// The live holder of the group's lease, or else its preferred agent. Nothing is written: the lease
+/// is taken by the first group request that needs it, so asking about any number of made-up groups
+/// leaves no trace in the store.
 async fn coordinator_of(ctx: &AgentContext, group: &str) -> std::result::Result<AgentInfo, ResponseError> {
     if group.is_empty() {
         return Err(ResponseError::InvalidGroupId);
@@ -31,7 +33,6 @@ async fn coordinator_of(ctx: &AgentContext, group: &str) -> std::result::Result<
         None => cluster::preferred(group.as_bytes(), &live).unwrap_or(ctx.agent_id),
     };
     if chosen == ctx.agent_id {
-        groups::group(ctx, group).await?;
         return Ok(ctx.cluster.me.clone());
     }
     live.into_iter().find(|a| a.id == chosen).ok_or(ResponseError::CoordinatorNotAvailable)

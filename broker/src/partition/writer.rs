@@ -1,5 +1,10 @@
 //! The produce side of the write path: validated batches are queued for the flusher, and the
 //! caller gets a receiver that resolves once the flush holding them is committed (or failed).
+//!
+//! The queue is bounded: once it holds --write-buffer-bytes, `has_room` turns false and connections
+//! stop reading requests until flushes take some (TCP back-pressure reaches the producers). A flush
+//! takes appends in arrival order until it holds --flush-bytes, so no object is larger than that
+//! plus one append.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +29,8 @@ pub struct Append {
     pub partition: Arc<Partition>,
     pub batches: Vec<RecordBatch>,
     pub reply: oneshot::Sender<AppendResult>,
+    /// The batches' size, as counted in the queue.
+    bytes: usize,
 }
 
 /// The agent's pending buffer: every partition's appends since the last flush, in arrival order.
@@ -32,6 +39,7 @@ pub struct WriteQueue {
     wake: Notify,
     flush_bytes: usize,
     flush_interval: Duration,
+    max_pending: usize,
 }
 
 #[derive(Default)]
@@ -49,8 +57,18 @@ pub enum Due {
 }
 
 impl WriteQueue {
-    pub fn new(flush_bytes: usize, flush_interval: Duration) -> Self {
-        WriteQueue { pending: Mutex::new(Pending::default()), wake: Notify::new(), flush_bytes, flush_interval }
+    pub fn new(flush_bytes: usize, flush_interval: Duration, max_pending: usize) -> Self {
+        WriteQueue { pending: Mutex::new(Pending::default()), wake: Notify::new(), flush_bytes, flush_interval, max_pending }
+    }
+
+    /// Whether more appends may be queued; false while the queue is full.
+    pub fn has_room(&self) -> bool {
+        self.lock().bytes < self.max_pending
+    }
+
+    /// Bytes queued and not yet taken by a flush.
+    pub fn pending_bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     /// Queues batches for `partition`. No `.await` happens between a request's decoding and this
@@ -60,7 +78,7 @@ impl WriteQueue {
         let size: usize = batches.iter().map(|b| b.bytes.len()).sum();
         let mut p = self.lock();
         let was_empty = p.appends.is_empty();
-        p.appends.push(Append { partition, batches, reply });
+        p.appends.push(Append { partition, batches, reply, bytes: size });
         p.bytes += size;
         p.oldest.get_or_insert_with(Instant::now);
         let full = p.bytes >= self.flush_bytes;
@@ -83,11 +101,27 @@ impl WriteQueue {
         }
     }
 
+    /// The next flush's appends: the oldest ones, until they hold --flush-bytes. What is left stays
+    /// due as soon as it was (it is at least as old as what was taken).
     pub fn take(&self) -> Vec<Append> {
         let mut p = self.lock();
-        p.bytes = 0;
-        p.oldest = None;
-        std::mem::take(&mut p.appends)
+        let mut size = 0;
+        let count = p
+            .appends
+            .iter()
+            .take_while(|a| {
+                let before = size;
+                size += a.bytes;
+                before < self.flush_bytes
+            })
+            .count();
+        let rest = p.appends.split_off(count);
+        let taken = std::mem::replace(&mut p.appends, rest);
+        p.bytes -= taken.iter().map(|a| a.bytes).sum::<usize>();
+        if p.appends.is_empty() {
+            p.oldest = None;
+        }
+        taken
     }
 
     pub async fn wait(&self) {
@@ -96,5 +130,47 @@ impl WriteQueue {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use streamhouse_metadata::PartitionId;
+    use streamhouse_protocol::batch::RecordBatch;
+
+    use super::*;
+
+    /// A batch of `size` bytes; only the size matters to the queue.
+    fn batch(size: usize) -> Vec<RecordBatch> {
+        let bytes = Bytes::from(vec![0u8; size.max(61)]);
+        let header = streamhouse_protocol::batch::BatchHeader::parse(&bytes).expect("61 bytes hold a header");
+        vec![RecordBatch { header, bytes: bytes.slice(..size) }]
+    }
+
+    #[test]
+    fn a_flush_takes_up_to_flush_bytes_and_a_full_queue_has_no_room() {
+        let q = WriteQueue::new(100, Duration::from_millis(1), 250);
+        let p = Arc::new(super::super::Partition::new(
+            PartitionId { topic_id: uuid::Uuid::nil(), partition: 0 },
+            "t".into(),
+            0,
+            0,
+            0,
+            vec![],
+            0,
+        ));
+        for _ in 0..3 {
+            let _ = q.append(Arc::clone(&p), batch(60));
+        }
+        assert!(q.has_room(), "180 of 250 bytes");
+        let _ = q.append(Arc::clone(&p), batch(80));
+        assert!(!q.has_room(), "260 of 250 bytes");
+        assert_eq!(q.take().len(), 2, "60 + 60 reach the 100-byte flush size");
+        assert_eq!(q.pending_bytes(), 140);
+        assert!(q.has_room());
+        assert!(matches!(q.due(), Due::Now), "the rest is over flush-bytes: due at once");
+        assert_eq!(q.take().len(), 2);
+        assert!(matches!(q.due(), Due::Nothing));
     }
 }
