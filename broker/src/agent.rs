@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::context::{AgentContext, Shared};
 use crate::error::BrokerError;
 use crate::partition::table::PartitionTable;
+use crate::partition::tail::TailBudget;
 use crate::partition::writer::WriteQueue;
 use crate::{groups, leases, partition, server, sweeper};
 use streamhouse_metadata::{AgentInfo, MetadataError, MetadataStore};
@@ -75,6 +76,7 @@ impl Agent {
             }),
             writes: WriteQueue::new(config.flush_bytes, config.flush_interval(), config.write_buffer_bytes),
             groups: Default::default(),
+            tail_budget: TailBudget::new(config.tail_cache_total_bytes),
             commits: watch::Sender::new(0),
             shutdown: CancellationToken::new(),
             config,

@@ -117,14 +117,20 @@ pub struct Config {
     #[arg(long, env = "STREAMHOUSE_SWEEP_INTERVAL_SECS", default_value_t = 300)]
     pub sweep_interval_secs: u64,
 
-    /// How old an unreferenced object must be before the sweeper deletes it (seconds): long enough
-    /// that no flush can still be committing it.
+    /// How old an unreferenced object must be before the sweeper deletes it (seconds). A flush
+    /// whose object is half this old by the time it commits is refused (retriable), so keep it far
+    /// above the time a flush takes.
     #[arg(long, env = "STREAMHOUSE_SWEEP_GRACE_SECS", default_value_t = 600)]
     pub sweep_grace_secs: u64,
 
     /// Bytes of recently committed batches kept in memory per partition, to serve tailing consumers.
     #[arg(long, env = "STREAMHOUSE_TAIL_CACHE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub tail_cache_bytes: usize,
+
+    /// Recent batches kept in memory for all partitions together: a partition that pushes past it
+    /// gives up its oldest runs.
+    #[arg(long, env = "STREAMHOUSE_TAIL_CACHE_TOTAL_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub tail_cache_total_bytes: usize,
 
     /// Bytes of object ranges cached in memory for consumers reading older data.
     #[arg(long, env = "STREAMHOUSE_READ_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]

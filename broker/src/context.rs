@@ -11,6 +11,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::groups::Coordinator;
 use crate::partition::table::PartitionTable;
+use crate::partition::tail::TailBudget;
 use crate::partition::writer::WriteQueue;
 
 #[derive(Clone)]
@@ -29,6 +30,8 @@ pub struct Shared {
     pub writes: WriteQueue,
     /// The consumer groups this agent coordinates.
     pub groups: Coordinator,
+    /// The memory every partition's tail cache draws on.
+    pub tail_budget: Arc<TailBudget>,
     /// Bumped after every flush commit; long-polling fetches wait on it.
     pub commits: watch::Sender<u64>,
     /// Cancelled when the agent starts to shut down.

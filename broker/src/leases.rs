@@ -29,6 +29,7 @@ use crate::context::AgentContext;
 use crate::error::Result;
 use crate::handlers::topic_configs::agent_group_of;
 use crate::partition::Partition;
+use crate::partition::tail::TailCache;
 
 /// Rounds a partition may stay unowned before any agent takes it.
 const ORPHAN_ROUNDS: u32 = 3;
@@ -173,7 +174,7 @@ async fn acquire(ctx: &AgentContext, topic: &str, id: PartitionId, ttl: Duration
         lease.high_watermark,
         lease.log_start_offset,
         producers,
-        ctx.config.tail_cache_bytes,
+        TailCache::new(ctx.config.tail_cache_bytes, Arc::clone(&ctx.tail_budget)),
     )));
     Ok(())
 }

@@ -32,7 +32,7 @@ use tracing::{debug, warn};
 
 use super::Partition;
 use super::producers::{Check, ProducerTable};
-use super::tail::TailRun;
+use super::tail::{self, TailRun};
 use super::writer::{Append, AppendResult, Appended, Due};
 use crate::context::AgentContext;
 use crate::error::BrokerError;
@@ -231,7 +231,7 @@ async fn finish(ctx: &AgentContext, stage: Stage, put: Result<(), StorageError>,
     for (p, outcome) in writing.into_iter().zip(outcomes) {
         match outcome {
             CommitOutcome::Committed { high_watermark } => {
-                let run = object.slice(p.location.position as usize..(p.location.position + p.location.length) as usize);
+                let run = tail::run_bytes(&object, p.location.position as usize..(p.location.position + p.location.length) as usize);
                 let log_start = p.partition.with_state(|s| {
                     s.high_watermark = high_watermark;
                     s.producers = p.producers;

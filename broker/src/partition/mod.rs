@@ -81,7 +81,7 @@ impl Partition {
         high_watermark: i64,
         log_start_offset: i64,
         producers: Vec<ProducerState>,
-        tail_cache_bytes: usize,
+        tail: TailCache,
     ) -> Self {
         let producers = producers.into_iter().map(|p| (p.producer_id, p)).collect::<HashMap<_, _>>();
         Partition {
@@ -92,7 +92,7 @@ impl Partition {
                 high_watermark,
                 log_start_offset,
                 producers: ProducerTable::new(producers),
-                tail: TailCache::new(tail_cache_bytes),
+                tail,
                 fenced: false,
             }),
             flushes_in_flight: AtomicUsize::new(0),

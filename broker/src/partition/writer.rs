@@ -158,13 +158,13 @@ mod tests {
             0,
             0,
             vec![],
-            0,
+            super::super::tail::TailCache::new(0, super::super::tail::TailBudget::new(0)),
         ));
         for _ in 0..3 {
-            let _ = q.append(Arc::clone(&p), batch(60));
+            let _answer = q.append(Arc::clone(&p), batch(60));
         }
         assert!(q.has_room(), "180 of 250 bytes");
-        let _ = q.append(Arc::clone(&p), batch(80));
+        let _answer = q.append(Arc::clone(&p), batch(80));
         assert!(!q.has_room(), "260 of 250 bytes");
         assert_eq!(q.take().len(), 2, "60 + 60 reach the 100-byte flush size");
         assert_eq!(q.pending_bytes(), 140);
