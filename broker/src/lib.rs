@@ -12,10 +12,8 @@
 //! - `sweeper`: deletes objects no segment-index row references.
 //! - `context`: the cheap-clone `AgentContext` handed to every task.
 //! - `error`: `BrokerError`, the one mapping to Kafka error codes.
-//! - `alloc`: the global allocator that keeps a hostile array count from aborting the agent.
 
 pub mod agent;
-mod alloc;
 pub mod cluster;
 pub mod config;
 pub mod connection;
@@ -27,6 +25,3 @@ pub mod leases;
 pub mod partition;
 pub mod server;
 pub mod sweeper;
-
-#[global_allocator]
-static ALLOCATOR: alloc::GuardedAllocator = alloc::GuardedAllocator;
