@@ -61,7 +61,9 @@ def main() -> int:
         report = churn.finish(args.cycles, actions, catch_up_s=60.0, late_read_s=600.0)
         for line in report.lines():
             log(line)
-        records = cu.read_back(cluster.bootstrap(), topic, args.partitions, timeout=120)
+        # A third read, from scratch, after every client of the run has gone (a few thousand records a
+        # second from the object store).
+        records = cu.read_back(cluster.bootstrap(), topic, args.partitions, timeout=max(120.0, report.acked / 2000))
         problems = cu.check_exactly_acked(records, churn.load.acked())
         tail_problems = [f"tailing consumer: {p}" for p in cu.check_exactly_acked(churn.tail.records, churn.load.acked())]
         tail_problems += [f"late consumer: {p}" for p in cu.check_exactly_acked(churn.late.records, churn.load.acked())]

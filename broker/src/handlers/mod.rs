@@ -3,8 +3,9 @@
 //! what is advertised cannot drift from what is routed.
 //!
 //! A handler is `async fn handle(ctx, header, request) -> Result<Response>`; the `route!` macro
-//! writes the decode/encode glue around it. Each handler file opens with what it implements and
-//! what it skips.
+//! writes the decode/encode glue around it, runs it within its request's bound and answers a failure
+//! or a missed bound through the request's `Fallback` (`fallback.rs`). Each handler file opens with
+//! what it implements and what it skips, and ends with its `Fallback`.
 
 pub mod api_versions;
 pub mod create_partitions;
