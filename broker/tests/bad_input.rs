@@ -263,15 +263,20 @@ async fn connections_are_limited_and_idle_ones_closed() {
     first.send(3, &ApiVersionsRequest::default()).await;
 }
 
-/// Asking for the coordinator of made-up groups writes nothing: no lease row per name a client
-/// invents, until a member really joins.
+/// Asking for the coordinator of made-up groups, describing or deleting them writes nothing: no
+/// lease row per name a client invents, until a member really joins.
 #[tokio::test]
-async fn find_coordinator_for_unknown_groups_writes_nothing() {
+async fn requests_about_unknown_groups_write_nothing() {
     let agent = TestAgent::start(&[]).await;
     let mut c = agent.client().await;
     for i in 0..20 {
-        let r = c.send(3, &FindCoordinatorRequest::default().with_key(StrBytes::from_string(format!("ghost-{i}")))).await;
+        let id = StrBytes::from_string(format!("ghost-{i}"));
+        let r = c.send(3, &FindCoordinatorRequest::default().with_key(id.clone())).await;
         assert_eq!(r.error_code, 0);
+        let r = c.send(2, &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(id.clone())])).await;
+        assert_eq!(r.results[0].error_code, kafka_protocol::error::ResponseError::GroupIdNotFound.code());
+        let r = c.send(5, &DescribeGroupsRequest::default().with_groups(vec![GroupId(id)])).await;
+        assert_eq!(r.groups[0].group_state.as_str(), "Dead");
     }
     let store = &agent.agent().context().metadata;
     for i in 0..20 {

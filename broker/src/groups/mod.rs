@@ -76,6 +76,17 @@ impl Coordinator {
     }
 }
 
+/// Whether the group `id` exists anywhere: loaded here with members or a generation, saved in the
+/// store, or holding committed offsets. Requests that only read or delete a group ask this first,
+/// so a made-up group name never gets a coordinator lease row.
+pub async fn known(ctx: &AgentContext, id: &str) -> Result<bool, BrokerError> {
+    let state = match ctx.groups.loaded_group(id) {
+        Some(h) => h.with(|g| g.exists()),
+        None => ctx.metadata.load_group(id).await?.is_some(),
+    };
+    Ok(state || !ctx.metadata.fetch_offsets(id).await?.is_empty())
+}
+
 /// The group `id`, taking its coordinator lease and loading its saved state on first use.
 /// NOT_COORDINATOR while another agent holds the lease; COORDINATOR_NOT_AVAILABLE if the store
 /// cannot be reached (both are retried by clients).

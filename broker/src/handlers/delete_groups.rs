@@ -1,5 +1,6 @@
 //! DeleteGroups: v0-2. Deletes an empty group's state and committed offsets; NON_EMPTY_GROUP while
-//! it has members, GROUP_ID_NOT_FOUND when there is nothing to delete.
+//! it has members, GROUP_ID_NOT_FOUND when there is nothing to delete (found out without taking the
+//! group's coordinator lease, so made-up names leave no trace).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -21,6 +22,10 @@ pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: DeleteGroupsRequ
 }
 
 async fn delete(ctx: &AgentContext, id: &str) -> std::result::Result<(), ResponseError> {
+    // Nothing to delete: answered without taking a lease for a name nobody uses.
+    if !groups::known(ctx, id).await.map_err(|e| e.response_error())? {
+        return Err(ResponseError::GroupIdNotFound);
+    }
     let handle = groups::group(ctx, id).await?;
     if handle.with(|g| !g.members.is_empty()) {
         return Err(ResponseError::NonEmptyGroup);

@@ -19,11 +19,7 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: DescribeGro
     let mut out = Vec::with_capacity(req.groups.len());
     for id in &req.groups {
         let described = DescribedGroup::default().with_group_id(id.clone()).with_authorized_operations(i32::MIN);
-        let known = match ctx.groups.loaded_group(id.0.as_str()) {
-            Some(h) => h.with(|g| g.exists()),
-            None => ctx.metadata.load_group(id.0.as_str()).await?.is_some(),
-        } || !ctx.metadata.fetch_offsets(id.0.as_str()).await?.is_empty();
-        if !known {
+        if !groups::known(ctx, id.0.as_str()).await? {
             out.push(described.with_group_state(StrBytes::from_static_str("Dead")));
             continue;
         }
