@@ -47,6 +47,16 @@ def _logger(name: str, handler: logging.Handler) -> logging.Logger:
     return log
 
 
+def _consume(consumer, stop: threading.Event, errors: list[str], on_message) -> None:
+    """Polls `consumer` until `stop` is set: errors go to `errors`, records to `on_message`."""
+    while not stop.is_set():
+        for m in consumer.consume(num_messages=1000, timeout=0.2):
+            if m.error():
+                errors.append(str(m.error()))
+            else:
+                on_message(m)
+
+
 class TailingConsumer:
     """An assign() consumer of every partition from offset 0, created before the churn and kept fetching
     through it. Records every (partition, offset, value) and librdkafka's 'Timed out ... in flight' lines."""
@@ -79,12 +89,8 @@ class TailingConsumer:
         return self
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            for m in self.consumer.consume(num_messages=1000, timeout=0.2):
-                if m.error():
-                    self.errors.append(str(m.error()))
-                    continue
-                self.records[m.partition()].append((m.offset(), m.value()))
+        _consume(self.consumer, self._stop, self.errors,
+                 lambda m: self.records[m.partition()].append((m.offset(), m.value())))
 
     def count(self) -> int:
         return sum(len(v) for v in self.records.values())
@@ -132,12 +138,10 @@ class GroupReader:
         return self
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            for m in self.consumer.consume(num_messages=500, timeout=0.2):
-                if m.error():
-                    self.errors.append(str(m.error()))
-                else:
-                    self.consumed += 1
+        _consume(self.consumer, self._stop, self.errors, self._count)
+
+    def _count(self, _message) -> None:
+        self.consumed += 1
 
     def stop(self) -> None:
         self._stop.set()

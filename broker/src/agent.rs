@@ -127,8 +127,8 @@ impl Agent {
 /// without deregistering; that one is not renewed any more, which one heartbeat period tells.
 async fn refuse_a_live_agent_id(metadata: &dyn MetadataStore, id: i32, ttl: Duration) -> Result<(), BrokerError> {
     let Some(first) = metadata.registration_expiry(id).await? else { return Ok(()) };
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    if first <= now_ms {
+    // The expiry was written by the store's clock: judge it by the same one.
+    if first <= metadata.now_ms() {
         return Ok(());
     }
     let wait = ttl / 2;
