@@ -25,7 +25,7 @@ use crate::partition::table::PartitionTable;
 use crate::partition::tail::TailBudget;
 use crate::partition::writer::WriteQueue;
 use crate::{groups, leases, partition, server, sweeper};
-use streamhouse_metadata::{AgentInfo, MetadataError, MetadataStore};
+use streamhouse_metadata::{AgentInfo, MetadataError, MetadataStore, SystemClock};
 
 /// How long shutdown waits for connections to finish their in-flight requests.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
@@ -56,7 +56,8 @@ impl Agent {
             config.advertised_address = Some(local_addr.to_string());
         }
         let advertised = config.advertised().map_err(|e| BrokerError::Metadata(streamhouse_metadata::MetadataError::invalid(e)))?;
-        let metadata = streamhouse_metadata::open(&config.metadata_url()).await?;
+        let clock = SystemClock { offset_ms: config.clock_offset_ms };
+        let metadata = streamhouse_metadata::open_with_local_clock(&config.metadata_url(), clock).await?;
         refuse_a_live_agent_id(metadata.as_ref(), config.agent_id, config.lease_ttl()).await?;
         let objects = Arc::new(CachedStore::new(objects, config.read_cache_bytes as u64));
         let cluster_id = metadata.cluster_id().await?;

@@ -99,6 +99,11 @@ pub struct Config {
     #[arg(long, env = "STREAMHOUSE_MAX_REQUEST_BYTES", default_value_t = streamhouse_protocol::frame::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
 
+    /// Shifts this agent's wall clock by this many ms (negative: behind), to test how a cluster
+    /// copes with a machine whose clock is wrong. Test-only, hence hidden.
+    #[arg(long, hide = true, default_value_t = 0, allow_hyphen_values = true)]
+    pub clock_offset_ms: i64,
+
     /// How long a partition or group lease lasts without renewal (ms). Leases are renewed every
     /// third of it; a dead agent's partitions move after at most this long.
     #[arg(long, env = "STREAMHOUSE_LEASE_TTL_MS", default_value_t = 3_000)]

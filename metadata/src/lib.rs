@@ -336,8 +336,14 @@ impl Renewed {
 /// or `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`; the database must
 /// exist, its tables are created).
 pub async fn open(url: &str) -> Result<Arc<dyn MetadataStore>> {
+    open_with_local_clock(url, SystemClock::default()).await
+}
+
+/// [`open`] on a machine whose wall clock is `local`: SQLite, one machine's store, tells time by
+/// it; PostgreSQL by its server's clock whatever `local` says.
+pub async fn open_with_local_clock(url: &str, local: SystemClock) -> Result<Arc<dyn MetadataStore>> {
     match url.split_once("://") {
-        Some(("sqlite", path)) => Ok(Arc::new(sqlite::SqliteStore::open(path).await?)),
+        Some(("sqlite", path)) => Ok(Arc::new(sqlite::SqliteStore::open_with_clock(path, Arc::new(local)).await?)),
         Some(("postgres" | "postgresql", _)) => Ok(Arc::new(postgres::PostgresStore::open(url).await?)),
         _ => Err(MetadataError::invalid(format!(
             "unsupported metadata URL '{url}': use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"

@@ -39,7 +39,7 @@ impl SqliteStore {
     /// Opens the database at `path` (creating it and its directory if missing) and migrates it.
     /// `:memory:` gives a private in-memory database, for tests.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with_clock(path, Arc::new(SystemClock)).await
+        Self::open_with_clock(path, Arc::new(SystemClock::default())).await
     }
 
     /// Like [`open`](Self::open), reading lease time from `clock`.

@@ -189,8 +189,9 @@ pub async fn run(ctx: AgentContext) {
 
 async fn expire_offsets(ctx: &AgentContext) {
     let retention = ctx.config.offsets_retention();
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let cutoff = now_ms - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    // The store's clock, which stamped the commits: an agent whose own clock runs ahead must not
+    // expire the offsets of others early.
+    let cutoff = ctx.metadata.now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
     match ctx.metadata.expire_offsets(cutoff).await {
         Ok(0) => {}
         Ok(n) => info!(offsets = n, "expired committed offsets of empty groups"),

@@ -74,7 +74,7 @@ async fn commit(
     let handle = groups::group(ctx, group_id).await?;
     let instance = req.group_instance_id.as_ref().map(|i| i.as_str());
     handle.with(|g| g.check_commit(req.member_id.as_str(), instance, req.generation_id_or_member_epoch))?;
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now_ms = ctx.metadata.now_ms();
     let offsets: Vec<CommittedOffset> = req
         .topics
         .iter()
