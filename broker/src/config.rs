@@ -149,6 +149,15 @@ pub struct Config {
     /// Committed offsets of a group with no members are deleted after this long (offsets.retention.minutes).
     #[arg(long, env = "STREAMHOUSE_OFFSETS_RETENTION_MINUTES", default_value_t = 10_080)]
     pub offsets_retention_minutes: u64,
+
+    /// An idempotent producer that has not written to a partition for this long (ms) is forgotten
+    /// there, and its next batch is accepted whatever its sequence (Kafka's producer.id.expiration.ms).
+    #[arg(long, env = "STREAMHOUSE_PRODUCER_ID_EXPIRATION_MS", default_value_t = 86_400_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub producer_id_expiration_ms: u64,
+
+    /// How often expired producers are looked for (ms; Kafka's producer.id.expiration.check.interval.ms).
+    #[arg(long, env = "STREAMHOUSE_PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS", default_value_t = 600_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub producer_id_expiration_check_interval_ms: u64,
 }
 
 impl Config {
@@ -190,6 +199,14 @@ impl Config {
     pub fn offsets_retention(&self) -> Duration {
         Duration::from_secs(self.offsets_retention_minutes.saturating_mul(60))
     }
+
+    pub fn producer_id_expiration(&self) -> Duration {
+        Duration::from_millis(self.producer_id_expiration_ms)
+    }
+
+    pub fn producer_id_expiration_check_interval(&self) -> Duration {
+        Duration::from_millis(self.producer_id_expiration_check_interval_ms)
+    }
 }
 
 #[cfg(test)]
@@ -207,6 +224,9 @@ mod tests {
         assert_eq!(c.flush_interval(), Duration::from_millis(1));
         let s3 = Config::parse_from(["streamhouse", "--object-store-url", "s3://b/p"]);
         assert_eq!(s3.flush_interval(), Duration::from_millis(20), "object stores get larger flushes");
+        assert_eq!(c.producer_id_expiration(), Duration::from_secs(86_400), "Kafka's default: one day");
+        assert_eq!(c.producer_id_expiration_check_interval(), Duration::from_secs(600));
+        assert!(Config::try_parse_from(["streamhouse", "--producer-id-expiration-ms", "0"]).is_err(), "Kafka's minimum is 1");
     }
 
     #[test]

@@ -28,8 +28,8 @@ use crate::cluster;
 use crate::context::AgentContext;
 use crate::error::Result;
 use crate::handlers::topic_configs::agent_group_of;
-use crate::partition::Partition;
 use crate::partition::tail::TailCache;
+use crate::partition::{Partition, producers};
 
 /// Rounds a partition may stay unowned before any agent takes it.
 const ORPHAN_ROUNDS: u32 = 3;
@@ -165,7 +165,10 @@ async fn acquire(ctx: &AgentContext, topic: &str, id: PartitionId, ttl: Duration
     let Some(lease) = ctx.metadata.acquire_lease(ctx.agent_id, id, ttl).await? else {
         return Ok(());
     };
-    let producers = ctx.metadata.producer_states(id).await?;
+    let mut states = ctx.metadata.producer_states(id).await?;
+    // Kafka too skips expired producers when it loads their state; the rows go with the first prune.
+    let cutoff_ms = producers::expiry_cutoff_ms(ctx.metadata.now_ms(), ctx.config.producer_id_expiration());
+    states.retain(|p| !producers::expired(p.last_write_ms, cutoff_ms));
     info!(topic, partition = id.partition, epoch = lease.leader_epoch, high_watermark = lease.high_watermark, "leading partition");
     ctx.partitions.insert_led(Arc::new(Partition::new(
         id,
@@ -173,7 +176,7 @@ async fn acquire(ctx: &AgentContext, topic: &str, id: PartitionId, ttl: Duration
         lease.leader_epoch,
         lease.high_watermark,
         lease.log_start_offset,
-        producers,
+        states,
         TailCache::new(ctx.config.tail_cache_bytes, Arc::clone(&ctx.tail_budget)),
     )));
     Ok(())

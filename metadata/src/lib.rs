@@ -103,6 +103,10 @@ pub struct ProducerState {
     pub producer_epoch: i16,
     /// Oldest first; at most five, as Kafka keeps (max.in.flight.requests.per.connection <= 5).
     pub batches: Vec<ProducerBatch>,
+    /// When the producer last wrote to the partition (ms, by the store's clock), which
+    /// producer.id.expiration.ms is judged against. The store stamps it when it commits the state,
+    /// whatever a commit carries here, so every agent's states age by the one clock.
+    pub last_write_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +125,10 @@ pub struct PartitionCommit {
     pub leader_epoch: i32,
     pub segment: SegmentRef,
     pub producers: Vec<ProducerState>,
+    /// Also delete the partition's producers that have not written for this long (Kafka's
+    /// producer.id.expiration.ms), under the same fence as the rest of the commit. `None` on most
+    /// commits: the leader asks once per check interval.
+    pub expire_idle_producers: Option<Duration>,
 }
 
 /// How one partition of a flush ended.
@@ -174,8 +182,9 @@ pub trait LeaseStore: Send + Sync {
 pub trait SegmentStore: Send + Sync {
     /// Commits one flush in ONE transaction: per partition, if `agent` still holds the lease at
     /// `leader_epoch` and the run starts at the current high watermark, inserts the index row, advances
-    /// the high watermark to `last_offset + 1` and upserts the producer states; otherwise that partition
-    /// is `Fenced` and leaves no trace. Outcomes are in the order of `commits`.
+    /// the high watermark to `last_offset + 1`, upserts the producer states (stamped with the store's
+    /// time) and deletes the expired ones if asked; otherwise that partition is `Fenced` and leaves
+    /// no trace. Outcomes are in the order of `commits`.
     async fn commit_flush(&self, agent: AgentId, commits: &[PartitionCommit]) -> Result<Vec<CommitOutcome>>;
     /// Runs whose last offset is >= `from_offset`, in offset order, at most `limit`.
     async fn segments(&self, id: PartitionId, from_offset: i64, limit: u32) -> Result<Vec<SegmentRef>>;
@@ -189,7 +198,8 @@ pub trait SegmentStore: Send + Sync {
 pub trait ProducerStore: Send + Sync {
     /// Allocates a new producer id, unique across the cluster.
     async fn allocate_producer_id(&self) -> Result<i64>;
-    /// The committed producer states of a partition, loaded by a new leader.
+    /// The committed producer states of a partition, loaded by a new leader. A state written before
+    /// last writes were recorded reads as written now.
     async fn producer_states(&self, id: PartitionId) -> Result<Vec<ProducerState>>;
 }
 

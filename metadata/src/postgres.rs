@@ -147,6 +147,10 @@ mod tests {
             (include_str!("../migrations/sqlite/0001_initial.sql"), include_str!("../migrations/postgres/0001_initial.sql")),
             (include_str!("../migrations/sqlite/0002_groups.sql"), include_str!("../migrations/postgres/0002_groups.sql")),
             (include_str!("../migrations/sqlite/0003_agents.sql"), include_str!("../migrations/postgres/0003_agents.sql")),
+            (
+                include_str!("../migrations/sqlite/0004_producer_expiry.sql"),
+                include_str!("../migrations/postgres/0004_producer_expiry.sql"),
+            ),
         ];
         for (sqlite, postgres) in pairs {
             assert_eq!(statements(sqlite), statements(postgres));

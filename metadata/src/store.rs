@@ -308,7 +308,8 @@ for_every_backend! {
         }
 
         async fn producer_states(&self, id: PartitionId) -> Result<Vec<ProducerState>> {
-            Q::<DB>::producer_states(&mut *self.conn().await?, id).await
+            let mut conn = self.conn().await?;
+            Q::<DB>::producer_states(&mut conn, id, self.clock.now_ms()).await
         }
     }
 

@@ -62,3 +62,38 @@ async fn bad_urls_are_invalid() {
         assert_eq!(err.kind(), MetadataErrorKind::Invalid, "{url}: {err}");
     }
 }
+
+/// A row written before last writes were recorded (0, as the migration leaves it) is not expired at
+/// once: it reads as written now, and the first prune starts its expiry instead of deleting it.
+#[tokio::test]
+async fn producer_rows_from_before_the_migration_get_a_full_expiry() {
+    use std::time::Duration;
+
+    use sqlx::Connection;
+    use streamhouse_metadata::{LeaseStore, ProducerStore, SegmentStore};
+
+    let f = fixture().await;
+    let topic = scenarios::create(&f.store, "legacy", 1).await;
+    let id = scenarios::pid(&topic, 0);
+    let epoch = f.store.acquire_lease(1, id, scenarios::TTL).await.unwrap().unwrap().leader_epoch;
+    let mut c = scenarios::commit(id, epoch, 0, 0);
+    c.producers = vec![scenarios::producer(7, 0, vec![])];
+    f.store.commit_flush(1, &[c]).await.unwrap();
+    let url = format!("sqlite://{}", f._dir.path().join("meta.db").display());
+    let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE producer_state SET last_write_ms = 0").execute(&mut raw).await.unwrap();
+    raw.close().await.unwrap();
+
+    f.clock.advance(Duration::from_secs(5));
+    assert_eq!(f.store.producer_states(id).await.unwrap()[0].last_write_ms, scenarios::START_MS + 5000);
+    let mut c = scenarios::commit(id, epoch, 1, 1);
+    c.expire_idle_producers = Some(Duration::from_secs(1));
+    f.store.commit_flush(1, &[c]).await.unwrap();
+    assert_eq!(f.store.producer_states(id).await.unwrap()[0].last_write_ms, scenarios::START_MS + 5000, "stamped, not deleted");
+
+    f.clock.advance(Duration::from_secs(1));
+    let mut c = scenarios::commit(id, epoch, 2, 2);
+    c.expire_idle_producers = Some(Duration::from_secs(1));
+    f.store.commit_flush(1, &[c]).await.unwrap();
+    assert!(f.store.producer_states(id).await.unwrap().is_empty(), "expired one expiry after the stamp");
+}

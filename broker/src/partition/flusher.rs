@@ -13,6 +13,11 @@
 //! falls back to what is committed: offsets are never skipped and nothing is undone in the store.
 //! A flush whose only content is refusals or duplicates goes through the same queue, so a retried
 //! batch is acknowledged only once its original is committed.
+//!
+//! Producer expiry (--producer-id-expiration-ms) runs here too, every check interval, because this
+//! task owns both copies of producer state: it drops idle producers from the committed state and
+//! from the working view, keeping any with a batch in flight, and flags each partition so that its
+//! next commit deletes the expired rows under that commit's fence.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -28,10 +33,10 @@ use streamhouse_storage::segment::{RunLocation, SegmentBuilder};
 use streamhouse_storage::{StorageError, paths};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::Partition;
-use super::producers::{Check, ProducerTable};
+use super::producers::{self, Check, ProducerTable};
 use super::tail::{self, TailRun};
 use super::writer::{Append, AppendResult, Appended, Due};
 use crate::context::AgentContext;
@@ -71,6 +76,10 @@ pub async fn run(ctx: AgentContext, stop: CancellationToken) {
     let mut in_flight: FuturesOrdered<Put> = FuturesOrdered::new();
     let mut view = InFlight::default();
     let max_in_flight = ctx.config.max_flushes_in_flight.max(1);
+    // Not at once: a partition just led loaded only the producers that had not expired.
+    let check_every = ctx.config.producer_id_expiration_check_interval();
+    let mut expiry = tokio::time::interval_at(tokio::time::Instant::now() + check_every, check_every);
+    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let room = in_flight.len() < max_in_flight;
         let due = if room { ctx.writes.due() } else { Due::Nothing };
@@ -94,6 +103,7 @@ pub async fn run(ctx: AgentContext, stop: CancellationToken) {
                 }
             }
             _ = sleep_until_due(&due) => {}
+            _ = expiry.tick() => expire_producers(&ctx, &mut view.working),
             _ = ctx.writes.wait(), if room => {}
             _ = stop.cancelled(), if !stop.is_cancelled() => {}
         }
@@ -201,6 +211,7 @@ async fn finish(ctx: &AgentContext, stage: Stage, put: Result<(), StorageError>,
         return true;
     }
     let put_done = started.elapsed();
+    let expiration = ctx.config.producer_id_expiration();
     let commits: Vec<PartitionCommit> = writing
         .iter()
         .map(|p| PartitionCommit {
@@ -215,6 +226,8 @@ async fn finish(ctx: &AgentContext, stage: Stage, put: Result<(), StorageError>,
                 max_timestamp: p.max_timestamp,
             },
             producers: p.touched.iter().filter_map(|id| p.producers.get(*id).cloned()).collect(),
+            // Taken even if this commit fails: the next check interval asks again.
+            expire_idle_producers: p.partition.with_state(|s| std::mem::take(&mut s.prune_producers)).then_some(expiration),
         })
         .collect();
     let outcomes = match ctx.metadata.commit_flush(ctx.agent_id, &commits).await {
@@ -228,13 +241,18 @@ async fn finish(ctx: &AgentContext, stage: Stage, put: Result<(), StorageError>,
             return false;
         }
     };
-    for (p, outcome) in writing.into_iter().zip(outcomes) {
+    // The store stamped the states it wrote at the start of the commit by this same clock; a little
+    // later here only keeps them in memory a little longer.
+    let committed_at_ms = ctx.metadata.now_ms();
+    for ((p, outcome), commit) in writing.into_iter().zip(outcomes).zip(commits.iter()) {
         match outcome {
             CommitOutcome::Committed { high_watermark } => {
                 let run = tail::run_bytes(&object, p.location.position as usize..(p.location.position + p.location.length) as usize);
                 let log_start = p.partition.with_state(|s| {
                     s.high_watermark = high_watermark;
-                    s.producers = p.producers;
+                    // Only the producers this commit wrote: the plan's copy of the others may hold
+                    // some expired since it was made.
+                    s.producers.committed(commit.producers.iter().cloned(), committed_at_ms);
                     s.tail.push(TailRun { base_offset: p.base_offset, last_offset: high_watermark - 1, bytes: run });
                     s.log_start_offset
                 });
@@ -263,6 +281,27 @@ fn too_old_to_commit(ctx: &AgentContext, key: &str) -> bool {
     let grace_ms = ctx.config.sweep_grace_secs.saturating_mul(1000);
     let now_ms = u64::try_from(ctx.metadata.now_ms()).unwrap_or(0);
     paths::segment_created_ms(key).is_none_or(|created| now_ms.saturating_sub(created).saturating_mul(2) >= grace_ms)
+}
+
+/// Forgets producers idle for --producer-id-expiration-ms in every partition we lead and in the
+/// working view, except those with a batch in flight (marked in the working view), and flags each
+/// partition's next commit to delete their rows.
+fn expire_producers(ctx: &AgentContext, working: &mut Working) {
+    let cutoff_ms = producers::expiry_cutoff_ms(ctx.metadata.now_ms(), ctx.config.producer_id_expiration());
+    for (_, producers) in working.values_mut() {
+        producers.expire(cutoff_ms, |_| false);
+    }
+    for p in ctx.partitions.led_partitions() {
+        let epoch = p.with_state(|s| s.leader_epoch);
+        let in_flight = working.get(&(p.id, epoch)).map(|(_, w)| w);
+        let expired = p.with_state(|s| {
+            s.prune_producers = true;
+            s.producers.expire(cutoff_ms, |id| in_flight.is_some_and(|w| w.in_flight(id)))
+        });
+        if expired > 0 {
+            info!(topic = p.topic, partition = p.id.partition, expired, "forgot idle producers (producer.id.expiration.ms)");
+        }
+    }
 }
 
 /// Answers every producer of a flush that will not commit.
@@ -329,6 +368,7 @@ fn place(p: &mut Plan, append: &Append) -> Result<i64, ResponseError> {
     for batch in &append.batches {
         if batch.header.is_idempotent() {
             p.touched.insert(batch.header.producer_id);
+            producers.mark_in_flight(batch.header.producer_id);
         }
     }
     p.producers = producers;

@@ -58,8 +58,13 @@ pub struct PartitionState {
     /// One past the last committed offset: what consumers may read up to.
     pub high_watermark: i64,
     pub log_start_offset: i64,
-    /// Committed producer state; the flusher works on a copy and swaps it in after a commit.
+    /// Committed producer state; the flusher works on a copy and takes the producers a commit wrote
+    /// back into it.
     pub producers: ProducerTable,
+    /// Whether the partition's next commit also deletes the rows of producers idle past
+    /// --producer-id-expiration-ms: set every check interval, and from the start (the rows a new
+    /// leader did not load because they had expired are still in the store).
+    pub prune_producers: bool,
     pub tail: TailCache,
     /// Set when a commit found a newer epoch: this agent must never write the partition again.
     pub fenced: bool,
@@ -92,6 +97,7 @@ impl Partition {
                 high_watermark,
                 log_start_offset,
                 producers: ProducerTable::new(producers),
+                prune_producers: true,
                 tail,
                 fenced: false,
             }),

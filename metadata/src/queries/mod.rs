@@ -13,7 +13,7 @@
 //! - `topics`: topics, their configs and partition rows.
 //! - `leases`: lease acquisition, renewal, release (all or one), partition state and the epoch history.
 //! - `segments`: the fenced flush commit and the segment index reads.
-//! - `producers`: producer ids and idempotent-producer state (with its text encoding).
+//! - `producers`: producer ids and idempotent-producer state (with its text encoding and its expiry).
 //! - `cluster`: the cluster id.
 //! - `groups`: consumer-group coordinator leases, group state and committed offsets.
 //! - `agents`: agent registration (the heartbeat), live agents, and the objects the index references.

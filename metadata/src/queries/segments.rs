@@ -4,6 +4,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, 
 use tracing::{info, warn};
 
 use super::{Queries, i64_to_u64, u64_to_i64, uuid_text};
+use crate::clock::duration_ms;
 use crate::{AgentId, CommitOutcome, MetadataError, PartitionCommit, PartitionId, Result, SegmentRef};
 
 /// The fence and the density check in one conditional UPDATE: `$1` new high watermark, `$2`/`$3`
@@ -100,8 +101,15 @@ where
             .bind(segment.max_timestamp)
             .execute(&mut *conn)
             .await?;
+        // Pruned before the upserts, so the producers this commit writes stay whatever the expiry.
+        if let Some(idle) = commit.expire_idle_producers {
+            let expired = Self::expire_producers(conn, &topic_id, commit.id.partition, now_ms, duration_ms(idle)).await?;
+            if expired > 0 {
+                info!(?commit.id, expired, "expired idle producers (producer.id.expiration.ms)");
+            }
+        }
         for producer in &commit.producers {
-            Self::upsert_producer(conn, &topic_id, commit.id.partition, producer).await?;
+            Self::upsert_producer(conn, &topic_id, commit.id.partition, producer, now_ms).await?;
         }
         Ok(CommitOutcome::Committed { high_watermark })
     }

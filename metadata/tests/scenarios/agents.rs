@@ -83,8 +83,13 @@ pub async fn referenced_objects_follow_the_segment_index(store: &dyn MetadataSto
     let drop = create(store, "drop", 2).await;
     let (k0, d0, d1) = (pid(&keep, 0), pid(&drop, 0), pid(&drop, 1));
     let (ek, ed0, ed1) = (acquire(store, 1, k0).await, acquire(store, 1, d0).await, acquire(store, 1, d1).await);
-    let c =
-        |id, epoch, key: &str, base, last| PartitionCommit { id, leader_epoch: epoch, segment: run_in(key, base, last), producers: vec![] };
+    let c = |id, epoch, key: &str, base, last| PartitionCommit {
+        id,
+        leader_epoch: epoch,
+        segment: run_in(key, base, last),
+        producers: vec![],
+        expire_idle_producers: None,
+    };
     // One flush object holds runs of several partitions and topics; "b" is only "drop"'s.
     let outcomes =
         store.commit_flush(1, &[c(k0, ek, "objects/a", 0, 9), c(d0, ed0, "objects/a", 0, 4), c(d1, ed1, "objects/b", 0, 4)]).await.unwrap();

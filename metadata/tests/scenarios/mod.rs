@@ -44,6 +44,7 @@ macro_rules! scenario_tests {
             density_check,
             malformed_commit_writes_nothing,
             producer_state_round_trip,
+            idle_producers_expire_in_a_fenced_commit,
             producer_ids_are_unique,
             epoch_history_records_start_offsets,
             segment_ranges,
@@ -89,7 +90,12 @@ pub fn run(base: i64, last: i64, max_timestamp: i64) -> SegmentRef {
 }
 
 pub fn commit(id: PartitionId, epoch: i32, base: i64, last: i64) -> PartitionCommit {
-    PartitionCommit { id, leader_epoch: epoch, segment: run(base, last, 1000 + last), producers: vec![] }
+    PartitionCommit { id, leader_epoch: epoch, segment: run(base, last, 1000 + last), producers: vec![], expire_idle_producers: None }
+}
+
+/// A producer's state as a commit carries it (the store stamps the last write).
+pub fn producer(producer_id: i64, producer_epoch: i16, batches: Vec<ProducerBatch>) -> ProducerState {
+    ProducerState { producer_id, producer_epoch, batches, last_write_ms: 0 }
 }
 
 async fn hwm(store: &dyn MetadataStore, id: PartitionId) -> i64 {
@@ -168,7 +174,7 @@ pub async fn delete_topic_removes_partition_data(store: &dyn MetadataStore, _clo
     let id = pid(&topic, 0);
     let epoch = acquire(store, 1, id).await;
     let mut c = commit(id, epoch, 0, 9);
-    c.producers = vec![ProducerState { producer_id: 1000, producer_epoch: 0, batches: vec![] }];
+    c.producers = vec![producer(1000, 0, vec![])];
     assert_eq!(store.commit_flush(1, &[c]).await.unwrap(), [CommitOutcome::Committed { high_watermark: 10 }]);
 
     let group_epoch = store.acquire_group_lease(1, "reader", TTL).await.unwrap().unwrap();
@@ -252,7 +258,7 @@ pub async fn fenced_commit_leaves_no_trace_while_others_commit(store: &dyn Metad
     let e0 = acquire(store, 1, p0).await;
     let e1 = acquire(store, 1, p1).await;
     let mut first = commit(p0, e0, 0, 9);
-    first.producers = vec![ProducerState { producer_id: 7, producer_epoch: 0, batches: vec![] }];
+    first.producers = vec![producer(7, 0, vec![])];
     assert_eq!(store.commit_flush(1, &[first]).await.unwrap(), [CommitOutcome::Committed { high_watermark: 10 }]);
 
     // Agent 1 stops renewing p0; agent 2 takes it over.
@@ -263,7 +269,7 @@ pub async fn fenced_commit_leaves_no_trace_while_others_commit(store: &dyn Metad
     assert_eq!(store.renew_leases(1, TTL).await.unwrap().count(), 1);
 
     let mut stale = commit(p0, e0, 10, 19);
-    stale.producers = vec![ProducerState { producer_id: 7, producer_epoch: 1, batches: vec![] }];
+    stale.producers = vec![producer(7, 1, vec![])];
     let outcomes = store.commit_flush(1, &[stale, commit(p1, e1, 0, 4)]).await.unwrap();
     assert_eq!(outcomes, [CommitOutcome::Fenced, CommitOutcome::Committed { high_watermark: 5 }]);
     assert_eq!(hwm(store, p0).await, 10);
@@ -328,30 +334,72 @@ pub async fn malformed_commit_writes_nothing(store: &dyn MetadataStore, _clock: 
     assert_eq!(store.commit_flush(1, &[]).await.unwrap(), []);
 }
 
-pub async fn producer_state_round_trip(store: &dyn MetadataStore, _clock: &ManualClock) {
+pub async fn producer_state_round_trip(store: &dyn MetadataStore, clock: &ManualClock) {
     let topic = create(store, "idempotent", 1).await;
     let id = pid(&topic, 0);
     let epoch = acquire(store, 1, id).await;
     let batch =
         |seq: i32, offset: i64| ProducerBatch { first_sequence: seq, last_sequence: seq + 1, base_offset: offset, last_offset: offset + 1 };
-    let p2000 = ProducerState { producer_id: 2000, producer_epoch: 3, batches: vec![batch(0, 0)] };
-    let p1000 = ProducerState {
-        producer_id: 1000,
-        producer_epoch: i16::MAX,
-        batches: (0..5).map(|i| batch(i * 2, 2 + i64::from(i) * 2)).collect(),
-    };
+    // What a commit says of the last write is ignored: the store stamps its own time.
+    let p2000 = ProducerState { last_write_ms: 5, ..producer(2000, 3, vec![batch(0, 0)]) };
+    let p1000 = producer(1000, i16::MAX, (0..5).map(|i| batch(i * 2, 2 + i64::from(i) * 2)).collect());
     let mut c = commit(id, epoch, 0, 11);
     c.producers = vec![p2000.clone(), p1000.clone()];
     store.commit_flush(1, &[c]).await.unwrap();
-    assert_eq!(store.producer_states(id).await.unwrap(), [p1000.clone(), p2000]);
+    let at = |state: &ProducerState, ms: i64| ProducerState { last_write_ms: ms, ..state.clone() };
+    assert_eq!(store.producer_states(id).await.unwrap(), [at(&p1000, START_MS), at(&p2000, START_MS)]);
 
     // A later commit replaces a producer's row whole and leaves the others.
-    let p2000b = ProducerState { producer_id: 2000, producer_epoch: 4, batches: vec![] };
+    clock.advance(Duration::from_millis(250));
+    let p2000b = producer(2000, 4, vec![]);
     let mut c = commit(id, epoch, 12, 12);
     c.producers = vec![p2000b.clone()];
     store.commit_flush(1, &[c]).await.unwrap();
-    assert_eq!(store.producer_states(id).await.unwrap(), [p1000, p2000b]);
+    assert_eq!(store.producer_states(id).await.unwrap(), [at(&p1000, START_MS), at(&p2000b, START_MS + 250)]);
     assert!(store.producer_states(PartitionId { topic_id: topic.id, partition: 5 }).await.unwrap().is_empty());
+}
+
+/// Kafka's producer.id.expiration.ms: a commit asked to expire deletes the partition's producers
+/// idle for the expiry or longer (by the store's clock), never those it writes itself, and a fenced
+/// commit deletes nothing.
+pub async fn idle_producers_expire_in_a_fenced_commit(store: &dyn MetadataStore, clock: &ManualClock) {
+    const EXPIRY: Duration = Duration::from_millis(1000);
+    let topic = create(store, "expiry", 2).await;
+    let (id, other) = (pid(&topic, 0), pid(&topic, 1));
+    let (epoch, other_epoch) = (acquire(store, 1, id).await, acquire(store, 1, other).await);
+    let mut c = commit(id, epoch, 0, 0);
+    c.producers = vec![producer(1, 0, vec![]), producer(2, 0, vec![]), producer(3, 0, vec![])];
+    let mut o = commit(other, other_epoch, 0, 0);
+    o.producers = vec![producer(1, 0, vec![])];
+    store.commit_flush(1, &[c, o]).await.unwrap();
+
+    clock.advance(Duration::from_millis(400));
+    let mut c = commit(id, epoch, 1, 1);
+    c.producers = vec![producer(2, 0, vec![])];
+    store.commit_flush(1, &[c]).await.unwrap();
+
+    // Producer 1 was idle exactly the expiry (Kafka's `>=`), 2 for less; 3 is idle too, but this
+    // commit writes it.
+    clock.advance(Duration::from_millis(600));
+    let mut c = commit(id, epoch, 2, 2);
+    c.producers = vec![producer(3, 0, vec![])];
+    c.expire_idle_producers = Some(EXPIRY);
+    store.commit_flush(1, &[c]).await.unwrap();
+    let left: Vec<_> = store.producer_states(id).await.unwrap().iter().map(|p| (p.producer_id, p.last_write_ms)).collect();
+    assert_eq!(left, [(2, START_MS + 400), (3, START_MS + 1000)]);
+    assert_eq!(store.producer_states(other).await.unwrap().len(), 1, "only the committed partition is pruned");
+
+    // Everything is idle now, but a commit fenced by a newer epoch writes nothing and deletes nothing.
+    clock.advance(TTL);
+    let takeover = acquire(store, 2, id).await;
+    let mut stale = commit(id, epoch, 3, 3);
+    stale.expire_idle_producers = Some(EXPIRY);
+    assert_eq!(store.commit_flush(1, &[stale]).await.unwrap(), [CommitOutcome::Fenced]);
+    assert_eq!(store.producer_states(id).await.unwrap().len(), 2);
+    let mut c = commit(id, takeover, 3, 3);
+    c.expire_idle_producers = Some(EXPIRY);
+    store.commit_flush(2, &[c]).await.unwrap();
+    assert!(store.producer_states(id).await.unwrap().is_empty(), "the new leader's commit expires them");
 }
 
 pub async fn producer_ids_are_unique(store: &dyn MetadataStore, _clock: &ManualClock) {
@@ -412,7 +460,7 @@ pub async fn timestamp_lookups(store: &dyn MetadataStore, _clock: &ManualClock) 
         .enumerate()
         .map(|(i, ts)| {
             let base = i as i64 * 10;
-            PartitionCommit { id, leader_epoch: epoch, segment: run(base, base + 9, ts), producers: vec![] }
+            PartitionCommit { id, leader_epoch: epoch, segment: run(base, base + 9, ts), producers: vec![], expire_idle_producers: None }
         })
         .collect();
     store.commit_flush(1, &commits).await.unwrap();
@@ -457,11 +505,8 @@ pub async fn write_sample(store: &dyn MetadataStore) -> Sample {
     let epoch = store.acquire_lease(1, id, Duration::from_secs(3600)).await.unwrap().unwrap().leader_epoch;
     let producer_id = store.allocate_producer_id().await.unwrap();
     let mut c = commit(id, epoch, 0, 41);
-    c.producers = vec![ProducerState {
-        producer_id,
-        producer_epoch: 0,
-        batches: vec![ProducerBatch { first_sequence: 0, last_sequence: 41, base_offset: 0, last_offset: 41 }],
-    }];
+    c.producers =
+        vec![producer(producer_id, 0, vec![ProducerBatch { first_sequence: 0, last_sequence: 41, base_offset: 0, last_offset: 41 }])];
     assert_eq!(store.commit_flush(1, &[c]).await.unwrap(), [CommitOutcome::Committed { high_watermark: 42 }]);
     let group_epoch = store.acquire_group_lease(1, "durable-group", Duration::from_secs(3600)).await.unwrap().unwrap();
     let group = groups::group("durable-group", 7, vec![groups::member("m1", Some("static-1")), groups::member("m0", None)]);
