@@ -44,11 +44,18 @@ impl Agent {
     /// Opens the stores, takes the leases it can and starts serving on `listener`.
     pub async fn start(config: Config, listener: TcpListener) -> Result<Agent, BrokerError> {
         let objects = streamhouse_storage::open(&config.object_store_url()).await?;
-        Self::start_with_objects(config, listener, objects).await
+        let clock = SystemClock { offset_ms: config.clock_offset_ms };
+        let metadata = streamhouse_metadata::open_with_local_clock(&config.metadata_url(), clock).await?;
+        Self::start_with_stores(config, listener, objects, metadata).await
     }
 
-    /// `start` with an object store built by the caller: tests stack a fault-injecting wrapper here.
-    pub async fn start_with_objects(config: Config, listener: TcpListener, objects: Arc<dyn ObjectStore>) -> Result<Agent, BrokerError> {
+    /// `start` with stores opened by the caller: tests stack fault-injecting wrappers here.
+    pub async fn start_with_stores(
+        config: Config,
+        listener: TcpListener,
+        objects: Arc<dyn ObjectStore>,
+        metadata: Arc<dyn MetadataStore>,
+    ) -> Result<Agent, BrokerError> {
         let local_addr = listener.local_addr().map_err(streamhouse_protocol::ProtocolError::Io)?;
         let mut config = config;
         if config.advertised_address.is_none() {
@@ -56,8 +63,6 @@ impl Agent {
             config.advertised_address = Some(local_addr.to_string());
         }
         let advertised = config.advertised().map_err(|e| BrokerError::Metadata(streamhouse_metadata::MetadataError::invalid(e)))?;
-        let clock = SystemClock { offset_ms: config.clock_offset_ms };
-        let metadata = streamhouse_metadata::open_with_local_clock(&config.metadata_url(), clock).await?;
         refuse_a_live_agent_id(metadata.as_ref(), config.agent_id, config.lease_ttl()).await?;
         let objects = Arc::new(CachedStore::new(objects, config.read_cache_bytes as u64));
         let cluster_id = metadata.cluster_id().await?;
@@ -111,14 +116,27 @@ impl Agent {
             warn!("connections still busy after {DRAIN_DEADLINE:?}; closing them");
         }
         self.flusher_stop.cancel();
-        // Renewals go on until the flusher has committed the rest, so its last commits hold.
-        if let Err(e) = self.flusher.await {
-            warn!(error = %e, "the flusher ended abnormally");
+        // Renewals go on until the flusher has committed the rest, so its last commits hold. A store
+        // that hangs must not hang the shutdown: past the deadline, the producers still waiting
+        // have lost their connections anyway and retry on the next leader.
+        let mut flusher = self.flusher;
+        match tokio::time::timeout(DRAIN_DEADLINE, &mut flusher).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "the flusher ended abnormally"),
+            Err(_) => {
+                warn!("the last flush is still waiting on a store after {DRAIN_DEADLINE:?}; leaving it");
+                flusher.abort();
+            }
         }
         self.leases_stop.cancel();
         self.tasks.close();
-        self.tasks.wait().await;
-        leases::release(&self.ctx).await;
+        if tokio::time::timeout(DRAIN_DEADLINE, self.tasks.wait()).await.is_err() {
+            warn!("background tasks still waiting on a store after {DRAIN_DEADLINE:?}; leaving them");
+        }
+        let ttl = self.ctx.config.lease_ttl();
+        if tokio::time::timeout(ttl, leases::release(&self.ctx)).await.is_err() {
+            warn!("releasing the leases took over {ttl:?}; they expire by themselves");
+        }
         info!("shutdown complete");
     }
 }

@@ -51,7 +51,12 @@ pub async fn run(ctx: AgentContext, mut rounds: Rounds, stop: CancellationToken)
             _ = tokio::time::sleep(period) => {}
             _ = stop.cancelled() => break,
         }
-        let done = if ctx.shutdown.is_cancelled() { renew(&ctx).await } else { round(&ctx, &mut rounds).await };
+        let work = async { if ctx.shutdown.is_cancelled() { renew(&ctx).await } else { round(&ctx, &mut rounds).await } };
+        // A round stuck on the store must not hold up the end of a shutdown.
+        let done = tokio::select! {
+            done = work => done,
+            _ = stop.cancelled() => break,
+        };
         if let Err(e) = done {
             warn!(error = %e, "lease round failed; writes stop if renewals keep failing, retrying");
         }

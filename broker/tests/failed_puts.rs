@@ -3,20 +3,16 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
-use common::{RawClient, batch};
+use common::{RawClient, TestAgent, batch};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
-use streamhouse::agent::Agent;
-use streamhouse::config::Config;
-use streamhouse_storage::faults::{Fault, FaultyStore};
+use streamhouse_storage::faults::Fault;
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -35,17 +31,12 @@ async fn produce(c: &mut RawClient, value: String) -> (i16, i64, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_puts_fail_later_flushes_and_leave_no_gap() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().to_string_lossy().to_string();
-    let config = Config::parse_from(["streamhouse", "--data-dir", &data, "--flush-interval-ms", "2", "--max-flushes-in-flight", "4"]);
-    let local = streamhouse_storage::open(&config.object_store_url()).await.expect("local store");
-    let flaky = Arc::new(FaultyStore::new(local));
+    let agent = TestAgent::start(&["--flush-interval-ms", "2", "--max-flushes-in-flight", "4"]).await;
+    let flaky = &agent.objects;
     // Slow puts, so several flushes are in flight when the failures start.
     let slow = Fault::Delay(Duration::from_millis(20));
     flaky.set_put(slow);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let agent = Agent::start_with_objects(config, listener, flaky.clone()).await.expect("agent");
-    let addr = agent.local_addr();
+    let addr = agent.addr;
     let mut admin = RawClient::connect(addr).await;
     admin
         .send(
@@ -103,5 +94,5 @@ async fn failed_puts_fail_later_flushes_and_leave_no_gap() {
         .map(|r| (r.offset, String::from_utf8_lossy(&r.value.unwrap_or_default()).to_string()))
         .collect();
     assert_eq!(stored, acked, "each acknowledged record is stored at its acknowledged offset");
-    agent.shutdown().await;
+    agent.stop().await;
 }

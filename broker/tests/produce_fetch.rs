@@ -6,71 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{RawClient, TestAgent, batch};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use common::{TestAgent, batch, create, fetch_request, name, produce, read_all};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::RecordBatchDecoder;
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-async fn create(c: &mut RawClient, topic: &str, partitions: i32) {
-    let r = c
-        .send(
-            7,
-            &CreateTopicsRequest::default().with_topics(vec![
-                CreatableTopic::default().with_name(name(topic)).with_num_partitions(partitions).with_replication_factor(-1),
-            ]),
-        )
-        .await;
-    assert_eq!(r.topics[0].error_code, 0);
-}
-
-async fn produce(c: &mut RawClient, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
-    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
-        TopicProduceData::default()
-            .with_name(name(topic))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))]),
-    ]);
-    let r = c.send(9, &req).await;
-    let p = &r.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
-}
-
-fn fetch_request(topic: &str, partition: i32, offset: i64, wait_ms: i32, max_bytes: i32) -> FetchRequest {
-    FetchRequest::default().with_max_wait_ms(wait_ms).with_min_bytes(1).with_max_bytes(max_bytes).with_topics(vec![
-        FetchTopic::default().with_topic(name(topic)).with_partitions(vec![
-            FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(max_bytes),
-        ]),
-    ])
-}
-
-/// Every (offset, value) readable from `offset`, following the high watermark.
-async fn read_all(c: &mut RawClient, topic: &str, partition: i32) -> Vec<(i64, Bytes)> {
-    let mut out = Vec::new();
-    loop {
-        let next = out.last().map_or(0, |(o, _)| o + 1);
-        let r = c.send(11, &fetch_request(topic, partition, next, 0, 1 << 20)).await;
-        let p = &r.responses[0].partitions[0];
-        assert_eq!(p.error_code, 0);
-        let mut records = p.records.clone().unwrap_or_default();
-        if records.is_empty() {
-            return out;
-        }
-        for set in RecordBatchDecoder::decode_all(&mut records).expect("batches decode") {
-            for r in set.records {
-                if r.offset >= next {
-                    out.push((r.offset, r.value.unwrap_or_default()));
-                }
-            }
-        }
-    }
-}
 
 #[tokio::test]
 async fn offsets_are_dense_across_partitions_and_batches() {

@@ -3,87 +3,51 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
-use common::{RawClient, batch};
+use common::{Backend, RawClient, TestAgent, batch, create, name};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use streamhouse::agent::Agent;
-use streamhouse::config::Config;
 use streamhouse_metadata::PartitionId;
-use streamhouse_storage::faults::{Fault, FaultyStore};
+use streamhouse_storage::faults::Fault;
 
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-/// An agent on a temporary dir whose object store puts take `put_delay`.
-async fn agent_with_slow_puts(put_delay: Duration, extra: &[&str]) -> (Agent, Arc<FaultyStore>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().to_string_lossy().to_string();
-    let mut args = vec!["streamhouse", "--data-dir", &data];
-    args.extend_from_slice(extra);
-    let config = Config::parse_from(args);
-    let local = streamhouse_storage::open(&config.object_store_url()).await.expect("local store");
-    let store = Arc::new(FaultyStore::new(local));
-    store.set_put(Fault::Delay(put_delay));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let agent = Agent::start_with_objects(config, listener, store.clone()).await.expect("agent");
-    (agent, store, dir)
-}
-
-async fn create_topic(c: &mut RawClient, topic: &str) {
-    let r = c
-        .send(
-            7,
-            &CreateTopicsRequest::default()
-                .with_topics(vec![CreatableTopic::default().with_name(name(topic)).with_num_partitions(1).with_replication_factor(-1)]),
-        )
-        .await;
-    assert_eq!(r.topics[0].error_code, 0);
+/// An agent on `backend` whose object store puts take `put_delay`.
+async fn agent_with_slow_puts(backend: Backend, put_delay: Duration, extra: &[&str]) -> Option<TestAgent> {
+    let agent = TestAgent::start_on(backend, extra).await?;
+    agent.objects.set_put(Fault::Delay(put_delay));
+    Some(agent)
 }
 
 /// (error code, base offset) of one produce of one record to partition 0.
-async fn produce(c: &mut RawClient, topic: &str, value: &str, producer: Option<(i64, i16, i32)>) -> (i16, i64) {
-    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(15_000).with_topic_data(vec![
-        TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![
-            PartitionProduceData::default().with_index(0).with_records(Some(batch(&[value.as_bytes()], producer))),
-        ]),
-    ]);
-    let r = c.send(9, &req).await;
-    let p = &r.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
+async fn produce_one(c: &mut RawClient, topic: &str, value: &str, producer: Option<(i64, i16, i32)>) -> (i16, i64) {
+    common::produce(c, topic, 0, batch(&[value.as_bytes()], producer)).await
 }
 
 /// Hole 1: a retried idempotent batch that arrives while its original's flush is in flight is a
 /// duplicate of that flush. When the original's commit is fenced, the retry must not be answered as
 /// written at an offset that will never exist.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_duplicate_of_a_fenced_flush_is_not_acknowledged() {
+async fn a_duplicate_of_a_fenced_flush_is_not_acknowledged(backend: Backend) {
     // Long leases: no lease round notices the takeover before the flush commits.
-    let (agent, _store, _dir) = agent_with_slow_puts(Duration::from_millis(800), &["--lease-ttl-ms", "60000"]).await;
-    let addr = agent.local_addr();
+    let Some(agent) = agent_with_slow_puts(backend, Duration::from_millis(800), &["--lease-ttl-ms", "60000"]).await else { return };
+    let addr = agent.addr;
     let mut admin = RawClient::connect(addr).await;
-    create_topic(&mut admin, "fence").await;
+    create(&mut admin, "fence", 1).await;
     let init = admin.send(4, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000)).await;
     assert_eq!(init.error_code, 0);
     let producer = Some((init.producer_id.0, init.producer_epoch, 0));
 
-    let original = tokio::spawn(async move { produce(&mut RawClient::connect(addr).await, "fence", "once", producer).await });
+    let original = tokio::spawn(async move { produce_one(&mut RawClient::connect(addr).await, "fence", "once", producer).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Another agent takes the partition while the original's object is being written.
-    let ctx = agent.context();
+    let ctx = agent.agent().context();
     let topic = ctx.partitions.topic("fence").expect("topic known");
     let id = PartitionId { topic_id: topic.id, partition: 0 };
     ctx.metadata.release_lease(ctx.agent_id, id).await.expect("release");
     let stolen = ctx.metadata.acquire_lease(99, id, Duration::from_secs(30)).await.expect("acquire");
     assert!(stolen.is_some(), "agent 99 takes the lease");
-    let retry = tokio::spawn(async move { produce(&mut RawClient::connect(addr).await, "fence", "once", producer).await });
+    let retry = tokio::spawn(async move { produce_one(&mut RawClient::connect(addr).await, "fence", "once", producer).await });
 
     let not_leader = ResponseError::NotLeaderOrFollower.code();
     assert_eq!(original.await.expect("original").0, not_leader, "the original's commit is fenced");
@@ -91,33 +55,33 @@ async fn a_duplicate_of_a_fenced_flush_is_not_acknowledged() {
     assert_eq!(code, not_leader, "the retry was acknowledged at offset {offset}, which does not exist");
     let state = ctx.metadata.partition_state(id).await.expect("state").expect("partition");
     assert_eq!(state.high_watermark, 0, "nothing was written");
-    agent.shutdown().await;
+    agent.stop().await;
 }
 
 /// Hole 5: shutdown keeps renewing the leases until its last flush has committed, so a flush slower
 /// than the lease's safety margin is still acknowledged, not refused by the agent's own deadline.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_last_flush_at_shutdown_still_commits() {
-    let (agent, _store, _dir) = agent_with_slow_puts(Duration::from_millis(10), &["--lease-ttl-ms", "1500"]).await;
-    let addr = agent.local_addr();
+async fn a_slow_last_flush_at_shutdown_still_commits(backend: Backend) {
+    let Some(agent) = agent_with_slow_puts(backend, Duration::from_millis(10), &["--lease-ttl-ms", "1500"]).await else { return };
+    let addr = agent.addr;
     let mut admin = RawClient::connect(addr).await;
-    create_topic(&mut admin, "drain").await;
-    assert_eq!(produce(&mut admin, "drain", "warm-up", None).await, (0, 0));
+    create(&mut admin, "drain", 1).await;
+    assert_eq!(produce_one(&mut admin, "drain", "warm-up", None).await, (0, 0));
 
-    _store.set_put(Fault::Delay(Duration::from_millis(2_500)));
-    let last = tokio::spawn(async move { produce(&mut RawClient::connect(addr).await, "drain", "last", None).await });
+    agent.objects.set_put(Fault::Delay(Duration::from_millis(2_500)));
+    let last = tokio::spawn(async move { produce_one(&mut RawClient::connect(addr).await, "drain", "last", None).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    agent.shutdown().await;
+    agent.stop().await;
     assert_eq!(last.await.expect("producer"), (0, 1), "the last produce before shutdown is acknowledged");
 }
 
 /// Hole 3: a coordinator whose group lease lapsed and was taken by another agent stops answering
 /// the group's members from memory: a heartbeat gets NOT_COORDINATOR, so the member finds the new
 /// coordinator instead of living in a group nobody else sees.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_coordinator_that_lost_its_group_lease_stops_serving_it() {
+async fn a_coordinator_that_lost_its_group_lease_stops_serving_it(backend: Backend) {
     use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
-    let agent = common::TestAgent::start(&["--lease-ttl-ms", "600", "--group-initial-rebalance-delay-ms", "0"]).await;
+    let Some(agent) = TestAgent::start_on(backend, &["--lease-ttl-ms", "600", "--group-initial-rebalance-delay-ms", "0"]).await else {
+        return;
+    };
     let mut c = agent.client().await;
     let group = GroupId(StrBytes::from_static_str("split"));
     let join = |member: &str| {
@@ -154,32 +118,30 @@ async fn a_coordinator_that_lost_its_group_lease_stops_serving_it() {
 /// Hole 2: the sweeper deletes unreferenced objects once they are --sweep-grace-secs old, judged by
 /// the store's clock. A flush whose object took too long to write must not be committed: the object
 /// it would reference may already be gone. Such a flush fails with a retriable error instead.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_object_the_sweeper_may_have_deleted_is_never_committed() {
-    let (agent, store, _dir) = agent_with_slow_puts(Duration::from_millis(1_200), &["--sweep-grace-secs", "2"]).await;
-    let mut c = RawClient::connect(agent.local_addr()).await;
-    create_topic(&mut c, "late").await;
+async fn an_object_the_sweeper_may_have_deleted_is_never_committed(backend: Backend) {
+    let Some(agent) = agent_with_slow_puts(backend, Duration::from_millis(1_200), &["--sweep-grace-secs", "2"]).await else { return };
+    let mut c = RawClient::connect(agent.addr).await;
+    create(&mut c, "late", 1).await;
     assert_eq!(
-        produce(&mut c, "late", "too late", None).await.0,
+        produce_one(&mut c, "late", "too late", None).await.0,
         ResponseError::KafkaStorageError.code(),
         "a 1.2 s old object is past half the 2 s grace"
     );
-    store.set_put(Fault::None);
-    assert_eq!(produce(&mut c, "late", "in time", None).await, (0, 0), "nothing was committed before");
-    agent.shutdown().await;
+    agent.objects.set_put(Fault::None);
+    assert_eq!(produce_one(&mut c, "late", "in time", None).await, (0, 0), "nothing was committed before");
+    agent.stop().await;
 }
 
 /// Hostile clients: the write queue is bounded. Producers faster than the object store are held back
 /// (the agent stops reading their requests) instead of growing the agent's memory without end; every
 /// produce is still acknowledged, in order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_write_queue_holds_producers_back() {
+async fn a_full_write_queue_holds_producers_back(backend: Backend) {
     const CAP: usize = 1 << 20;
     let args = ["--write-buffer-bytes", "1048576", "--flush-bytes", "262144", "--max-flushes-in-flight", "1"];
-    let (agent, _store, _dir) = agent_with_slow_puts(Duration::from_millis(150), &args).await;
-    let addr = agent.local_addr();
+    let Some(agent) = agent_with_slow_puts(backend, Duration::from_millis(150), &args).await else { return };
+    let addr = agent.addr;
     let mut admin = RawClient::connect(addr).await;
-    create_topic(&mut admin, "flood").await;
+    create(&mut admin, "flood", 1).await;
     let value = vec![b'x'; 250 << 10];
     let mut c = RawClient::connect(addr).await;
     let mut frames = Vec::new();
@@ -201,7 +163,7 @@ async fn a_full_write_queue_holds_producers_back() {
     });
     let mut most = 0;
     while !writer.is_finished() {
-        most = most.max(agent.context().writes.pending_bytes());
+        most = most.max(agent.agent().context().writes.pending_bytes());
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     writer.await.expect("producer");
@@ -210,10 +172,19 @@ async fn a_full_write_queue_holds_producers_back() {
     assert!(most <= CAP + 2 * (260 << 10), "the queue held {most} bytes, over its {CAP}-byte bound by more than two requests");
     assert!(most >= 256 << 10, "the queue was never even used: {most}");
     let state = agent
+        .agent()
         .context()
         .metadata
-        .partition_state(PartitionId { topic_id: agent.context().partitions.topic("flood").expect("topic").id, partition: 0 })
+        .partition_state(PartitionId { topic_id: agent.agent().context().partitions.topic("flood").expect("topic").id, partition: 0 })
         .await;
     assert_eq!(state.expect("store").expect("partition").high_watermark, 16, "every produce was written");
-    agent.shutdown().await;
+    agent.stop().await;
 }
+
+on_every_backend!(
+    a_duplicate_of_a_fenced_flush_is_not_acknowledged,
+    a_slow_last_flush_at_shutdown_still_commits,
+    a_coordinator_that_lost_its_group_lease_stops_serving_it,
+    an_object_the_sweeper_may_have_deleted_is_never_committed,
+    a_full_write_queue_holds_producers_back
+);

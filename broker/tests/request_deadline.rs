@@ -4,21 +4,17 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Buf;
-use clap::Parser;
-use common::{RawClient, batch};
+use common::{TestAgent, batch};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use streamhouse::agent::Agent;
-use streamhouse::config::Config;
-use streamhouse_storage::faults::{Fault, FaultyStore};
+use streamhouse_storage::faults::Fault;
 
 const MAX_WAIT_MS: i32 = 200;
 /// Fetch's bound: its max_wait plus handlers::fallback::ANSWER_MARGIN.
@@ -30,15 +26,10 @@ fn name(s: &str) -> TopicName {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_fetch_is_answered_at_its_deadline_and_does_not_hold_back_later_answers() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().to_string_lossy().to_string();
     // A tail cache of one run: older data must come from the object store.
-    let config = Config::parse_from(["streamhouse", "--data-dir", &data, "--tail-cache-bytes", "1"]);
-    let local = streamhouse_storage::open(&config.object_store_url()).await.expect("local store");
-    let store = Arc::new(FaultyStore::new(local));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let agent = Agent::start_with_objects(config, listener, store.clone()).await.expect("agent");
-    let mut c = RawClient::connect(agent.local_addr()).await;
+    let agent = TestAgent::start(&["--tail-cache-bytes", "1"]).await;
+    let store = &agent.objects;
+    let mut c = agent.client().await;
     c.send(
         7,
         &CreateTopicsRequest::default()
@@ -67,7 +58,7 @@ async fn a_stuck_fetch_is_answered_at_its_deadline_and_does_not_hold_back_later_
     tokio::io::AsyncWriteExt::write_all(&mut c.stream, &pipelined).await.expect("write");
 
     // Meanwhile another connection is served at once.
-    let mut other = RawClient::connect(agent.local_addr()).await;
+    let mut other = agent.client().await;
     let quick = Instant::now();
     other.send(3, &ApiVersionsRequest::default()).await;
     assert!(quick.elapsed() < Duration::from_secs(1), "another connection waited {:?}", quick.elapsed());
@@ -105,5 +96,5 @@ async fn a_stuck_fetch_is_answered_at_its_deadline_and_does_not_hold_back_later_
     store.set_get(Fault::None);
     let r = c.send(11, &fetch).await;
     assert_eq!(r.responses[0].partitions[0].error_code, 0, "the connection still serves fetches");
-    agent.shutdown().await;
+    agent.stop().await;
 }

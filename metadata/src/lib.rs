@@ -7,6 +7,7 @@
 //!
 //! - `clock`: [`Clock`], the source of "now" for lease expiry ([`ManualClock`] for tests).
 //! - `error`: [`MetadataError`] with a kind (Fenced, NotFound, Conflict, Unavailable, Corrupt, Invalid).
+//! - `faults`: [`faults::FaultyMetadata`], a wrapper that injects failures, latency and hangs, for tests.
 //! - `store`: [`SqlStore`], every store trait implemented once over a SQL backend: how each
 //!   operation runs (autocommit, read or write transaction) around the shared SQL.
 //! - `sqlite`: the `sqlite://PATH` backend, the embedded default (migrations in `migrations/sqlite`).
@@ -16,6 +17,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod faults;
 pub mod postgres;
 mod queries;
 pub mod sqlite;
