@@ -263,8 +263,8 @@ async fn connections_are_limited_and_idle_ones_closed() {
     first.send(3, &ApiVersionsRequest::default()).await;
 }
 
-/// Asking for the coordinator of made-up groups, describing or deleting them writes nothing: no
-/// lease row per name a client invents, until a member really joins.
+/// Requests about made-up groups write nothing: no lease row per name a client invents, until a
+/// member really joins. Each is answered as Kafka answers for a group it does not have.
 #[tokio::test]
 async fn requests_about_unknown_groups_write_nothing() {
     let agent = TestAgent::start(&[]).await;
@@ -275,8 +275,24 @@ async fn requests_about_unknown_groups_write_nothing() {
         assert_eq!(r.error_code, 0);
         let r = c.send(2, &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(id.clone())])).await;
         assert_eq!(r.results[0].error_code, kafka_protocol::error::ResponseError::GroupIdNotFound.code());
-        let r = c.send(5, &DescribeGroupsRequest::default().with_groups(vec![GroupId(id)])).await;
+        let r = c.send(5, &DescribeGroupsRequest::default().with_groups(vec![GroupId(id.clone())])).await;
         assert_eq!(r.groups[0].group_state.as_str(), "Dead");
+        let group = GroupId(id.clone());
+        let member = StrBytes::from_static_str("nobody");
+        let unknown_member = kafka_protocol::error::ResponseError::UnknownMemberId.code();
+        let r = c.send(4, &HeartbeatRequest::default().with_group_id(group.clone()).with_member_id(member.clone())).await;
+        assert_eq!(r.error_code, unknown_member);
+        let r = c.send(5, &SyncGroupRequest::default().with_group_id(group.clone()).with_member_id(member.clone())).await;
+        assert_eq!(r.error_code, unknown_member);
+        let leave = LeaveGroupRequest::default()
+            .with_group_id(group.clone())
+            .with_members(vec![kafka_protocol::messages::leave_group_request::MemberIdentity::default().with_member_id(member)]);
+        let r = c.send(5, &leave).await;
+        assert_eq!((r.error_code, r.members[0].error_code), (0, unknown_member));
+        let r = c.send(7, &OffsetFetchRequest::default().with_group_id(group.clone()).with_topics(None)).await;
+        assert_eq!((r.error_code, r.topics.len()), (0, 0), "no offsets");
+        let r = c.send(0, &OffsetDeleteRequest::default().with_group_id(group)).await;
+        assert_eq!(r.error_code, kafka_protocol::error::ResponseError::GroupIdNotFound.code());
     }
     let store = &agent.agent().context().metadata;
     for i in 0..20 {

@@ -87,6 +87,16 @@ pub async fn known(ctx: &AgentContext, id: &str) -> Result<bool, BrokerError> {
     Ok(state || !ctx.metadata.fetch_offsets(id).await?.is_empty())
 }
 
+/// The group `id` if it exists ([`known`]), else `unknown`: for requests that act only on a group
+/// that is there (heartbeats, syncs, leaves, offset reads and deletes), so a made-up name never gets
+/// a coordinator lease row.
+pub async fn existing(ctx: &AgentContext, id: &str, unknown: ResponseError) -> Result<Arc<GroupHandle>, ResponseError> {
+    if !known(ctx, id).await.map_err(|e| e.response_error())? {
+        return Err(unknown);
+    }
+    group(ctx, id).await
+}
+
 /// The group `id`, taking its coordinator lease and loading its saved state on first use.
 /// NOT_COORDINATOR while another agent holds the lease; COORDINATOR_NOT_AVAILABLE if the store
 /// cannot be reached (both are retried by clients).

@@ -22,11 +22,7 @@ pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: DeleteGroupsRequ
 }
 
 async fn delete(ctx: &AgentContext, id: &str) -> std::result::Result<(), ResponseError> {
-    // Nothing to delete: answered without taking a lease for a name nobody uses.
-    if !groups::known(ctx, id).await.map_err(|e| e.response_error())? {
-        return Err(ResponseError::GroupIdNotFound);
-    }
-    let handle = groups::group(ctx, id).await?;
+    let handle = groups::existing(ctx, id, ResponseError::GroupIdNotFound).await?;
     if handle.with(|g| !g.members.is_empty()) {
         return Err(ResponseError::NonEmptyGroup);
     }

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::groups;
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: HeartbeatRequest) -> Result<HeartbeatResponse> {
-    let outcome = match groups::group(ctx, req.group_id.0.as_str()).await {
+    let outcome = match groups::existing(ctx, req.group_id.0.as_str(), ResponseError::UnknownMemberId).await {
         Ok(handle) => {
             let instance = req.group_instance_id.as_ref().map(|i| i.as_str());
             handle.with(|g| g.heartbeat(req.member_id.as_str(), instance, req.generation_id, Instant::now()))

@@ -21,12 +21,15 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: LeaveGroupR
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    let handle = match groups::group(ctx, req.group_id.0.as_str()).await {
-        Ok(h) => h,
+    let (outcomes, save) = match groups::existing(ctx, req.group_id.0.as_str(), ResponseError::UnknownMemberId).await {
+        Ok(handle) => {
+            let outcomes = handle.with(|g| g.leave(&leaving, Instant::now()));
+            (outcomes, groups::save(ctx, &handle).await)
+        }
+        // As Kafka answers for a group it does not have: each leaving member is unknown.
+        Err(ResponseError::UnknownMemberId) => (vec![Err(ResponseError::UnknownMemberId); leaving.len()], Ok(())),
         Err(e) => return Ok(LeaveGroupResponse::default().with_error_code(e.code())),
     };
-    let outcomes = handle.with(|g| g.leave(&leaving, Instant::now()));
-    let save = groups::save(ctx, &handle).await;
     if !v3 {
         let code = outcomes.first().and_then(|o| o.err()).or(save.err()).map_or(0, |e| e.code());
         return Ok(LeaveGroupResponse::default().with_error_code(code));

@@ -18,7 +18,7 @@ use crate::groups::{self, group::Group};
 
 pub async fn handle(ctx: &AgentContext, _: &RequestHeader, req: OffsetDeleteRequest) -> Result<OffsetDeleteResponse> {
     let group_id = req.group_id.0.as_str();
-    let handle = match groups::group(ctx, group_id).await {
+    let handle = match groups::existing(ctx, group_id, ResponseError::GroupIdNotFound).await {
         Ok(h) => h,
         Err(e) => return Ok(OffsetDeleteResponse::default().with_error_code(e.code())),
     };

@@ -77,13 +77,16 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: OffsetFetch
 
 /// The answers per topic, in request order (or committed order for "all"), and a group error code.
 async fn fetch(ctx: &AgentContext, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> (Vec<(String, Vec<Answer>)>, i16) {
-    let failed = |e: ResponseError, wanted: Option<Vec<(String, Vec<i32>)>>| {
-        let answers =
-            wanted.unwrap_or_default().into_iter().map(|(t, ps)| (t, ps.into_iter().map(|p| (p, -1, -1, None)).collect())).collect();
-        (answers, e.code())
+    // Every partition asked for, as never committed.
+    let uncommitted = |wanted: Option<Vec<(String, Vec<i32>)>>| {
+        wanted.unwrap_or_default().into_iter().map(|(t, ps)| (t, ps.into_iter().map(|p| (p, -1, -1, None)).collect())).collect()
     };
-    if let Err(e) = groups::group(ctx, group).await {
-        return failed(e, wanted);
+    let failed = |e: ResponseError, wanted| (uncommitted(wanted), e.code());
+    match groups::existing(ctx, group, ResponseError::GroupIdNotFound).await {
+        Ok(_) => {}
+        // A group nobody uses has no offsets to read.
+        Err(ResponseError::GroupIdNotFound) => return (uncommitted(wanted), 0),
+        Err(e) => return failed(e, wanted),
     }
     let committed = match ctx.metadata.fetch_offsets(group).await {
         Ok(c) => c,

@@ -26,7 +26,7 @@ use crate::groups::{
 const WAIT: Duration = Duration::from_secs(60);
 
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: SyncGroupRequest) -> Result<SyncGroupResponse> {
-    let synced = match groups::group(ctx, req.group_id.0.as_str()).await {
+    let synced = match groups::existing(ctx, req.group_id.0.as_str(), ResponseError::UnknownMemberId).await {
         Err(e) => Synced { error: Some(e), ..Default::default() },
         Ok(handle) => {
             let assignments = req.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();
