@@ -181,6 +181,40 @@ async fn a_full_write_queue_holds_producers_back(backend: Backend) {
     agent.stop().await;
 }
 
+/// Hole 4: on PostgreSQL lease time is the server's clock, so agents whose own clocks disagree by
+/// far more than the lease ttl do not see each other's healthy leases as expired and steal them.
+/// (SQLite, one machine's store, keeps the local clock: no cloud, no test.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_whose_clocks_disagree_leave_each_others_leases_alone() {
+    let ahead = ["--agent-id", "1", "--lease-ttl-ms", "1000", "--clock-offset-ms", "15000"];
+    let Some(a) = TestAgent::start_on(Backend::Cloud, &ahead).await else { return };
+    let b = a.join(&["--agent-id", "2", "--lease-ttl-ms", "1000", "--clock-offset-ms", "-15000"]).await;
+    let mut c = a.client().await;
+    create(&mut c, "skew", 4).await;
+    let ctx = a.agent().context();
+    let topic = ctx.partitions.topic("skew").expect("topic known").id;
+    let leadership = async || {
+        let states = ctx.metadata.partition_states(topic).await.expect("states");
+        states.iter().map(|s| (s.leader, s.leader_epoch)).collect::<Vec<_>>()
+    };
+    // Settled: both agents lead some partitions, and a second look a lease ttl later agrees.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let settled = loop {
+        let first = leadership().await;
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        let second = leadership().await;
+        let both_lead = [1, 2].iter().all(|id| second.iter().any(|(l, _)| *l == Some(*id)));
+        if first == second && both_lead {
+            break second;
+        }
+        assert!(std::time::Instant::now() < deadline, "leases never settled: {second:?}");
+    };
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    assert_eq!(leadership().await, settled, "a lease changed hands between two healthy agents");
+    b.stop().await;
+    a.stop().await;
+}
+
 on_every_backend!(
     a_duplicate_of_a_fenced_flush_is_not_acknowledged,
     a_slow_last_flush_at_shutdown_still_commits,

@@ -18,6 +18,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use kafka_protocol::records::RecordBatchDecoder;
 use streamhouse::agent::Agent;
 use streamhouse::config::Config;
+use streamhouse_metadata::SystemClock;
 use streamhouse_metadata::faults::FaultyMetadata;
 use streamhouse_storage::faults::FaultyStore;
 use tempfile::TempDir;
@@ -99,7 +100,9 @@ impl TestAgent {
         args.extend_from_slice(extra);
         let config = Config::parse_from(args);
         let objects = Arc::new(FaultyStore::new(streamhouse_storage::open(&urls.objects).await.expect("object store opens")));
-        let metadata = Arc::new(FaultyMetadata::new(streamhouse_metadata::open(&urls.metadata).await.expect("metadata store opens")));
+        let clock = SystemClock { offset_ms: config.clock_offset_ms };
+        let metadata = streamhouse_metadata::open_with_local_clock(&urls.metadata, clock).await.expect("metadata store opens");
+        let metadata = Arc::new(FaultyMetadata::new(metadata));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let agent = Agent::start_with_stores(config, listener, objects.clone(), metadata.clone()).await.expect("agent starts");
         TestAgent { addr: agent.local_addr(), dir, urls, objects, metadata, agent: Some(agent) }
