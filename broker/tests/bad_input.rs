@@ -152,14 +152,15 @@ async fn bad_batches_get_partition_errors() {
 }
 
 /// Partition counts are bounded per topic and per cluster: a request for two billion partitions is
-/// refused before anything is written, and the cluster's total stays within --max-partitions.
+/// refused before anything is written, and the cluster's total stays within --max-partitions, for
+/// topics created by CreateTopics and by Metadata's auto-creation alike.
 #[tokio::test]
 async fn partition_counts_are_bounded() {
     use kafka_protocol::error::ResponseError;
     use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
     use kafka_protocol::messages::create_topics_request::CreatableTopic;
 
-    let agent = TestAgent::start(&["--max-partitions-per-topic", "100", "--max-partitions", "150"]).await;
+    let agent = TestAgent::start(&["--max-partitions-per-topic", "100", "--max-partitions", "150", "--default-partitions", "60"]).await;
     let mut c = agent.client().await;
     let name = |s: &str| TopicName(StrBytes::from_string(s.to_string()));
     let create = |topic: &str, n: i32| {
@@ -177,6 +178,11 @@ async fn partition_counts_are_bounded() {
             .with_topics(vec![CreatePartitionsTopic::default().with_name(name(topic)).with_count(n)])
     };
     assert_eq!(c.send(3, &grow("big", 101)).await.results[0].error_code, ResponseError::InvalidPartitions.code());
+    let auto = MetadataRequest::default()
+        .with_topics(Some(vec![kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(name("auto")))]))
+        .with_allow_auto_topic_creation(true);
+    let r = c.send(12, &auto).await;
+    assert_eq!(r.topics[0].error_code, ResponseError::PolicyViolation.code(), "auto-creation is held to the same limits");
     let md = c.send(12, &MetadataRequest::default().with_topics(None)).await;
     let names: Vec<_> = md.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
     assert_eq!(names, vec!["big".to_string()], "nothing refused was created");

@@ -12,11 +12,11 @@ use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, Metada
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_metadata::{MetadataErrorKind, NewTopic, Topic};
-use tracing::info;
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::fallback::Fallback;
-use super::topic_configs::{agent_group_of, validate_topic_name};
+use super::topic_configs::{agent_group_of, check_partition_limits, validate_topic_name};
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
 use crate::leases;
@@ -71,7 +71,13 @@ async fn by_name(ctx: &AgentContext, name: &str, allow_create: bool, version: i1
     if !allow_create {
         return Ok(failed(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition));
     }
-    let new = NewTopic { name: name.to_string(), partitions: ctx.config.default_partitions, configs: Default::default() };
+    let partitions = ctx.config.default_partitions;
+    // Auto-creation is creation: the same limits as CreateTopics, or any client could pass them.
+    if let Err((code, why)) = check_partition_limits(ctx, partitions, partitions).await {
+        warn!(topic = name, "not auto-creating the topic: {why}");
+        return Ok(failed(Some(name), Uuid::nil(), code));
+    }
+    let new = NewTopic { name: name.to_string(), partitions, configs: Default::default() };
     let topic = match ctx.metadata.create_topic(new).await {
         Ok(t) => {
             info!(topic = name, partitions = t.partitions, "auto-created topic");

@@ -66,7 +66,6 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err(format!("invalid value '{value}' for topic config '{name}'")) }
 }
 
-/// Kafka's rule: 1-249 characters of [a-zA-Z0-9._-], and not "." or "..".
 /// Whether a topic may have `total` partitions, `adding` of them new: within
 /// --max-partitions-per-topic (INVALID_PARTITIONS) and, counting every topic's, within
 /// --max-partitions (POLICY_VIOLATION).
@@ -93,6 +92,7 @@ pub async fn check_partition_limits(ctx: &AgentContext, total: i32, adding: i32)
     Ok(())
 }
 
+/// Kafka's rule: 1-249 characters of [a-zA-Z0-9._-], and not "." or "..".
 pub fn validate_topic_name(name: &str) -> Result<(), ResponseError> {
     let legal = !name.is_empty()
         && name.len() <= 249
