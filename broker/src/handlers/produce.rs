@@ -8,6 +8,7 @@
 //! request's timeout (REQUEST_TIMED_OUT); acks=0 gets no answer. Idempotence is checked by the flusher.
 //! Skipped: transactions (transactional batches are refused), LogAppendTime.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
@@ -22,7 +23,7 @@ use super::fallback::{ANSWER_MARGIN, Fallback};
 use super::topic_configs::max_message_bytes;
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
-use crate::partition::writer::AppendResult;
+use crate::partition::writer::{AppendResult, Claim};
 
 const VALID_ACKS: [i16; 3] = [-1, 0, 1];
 /// The longest a producer is kept waiting for its commit, whatever timeout it sends.
@@ -31,7 +32,7 @@ const MAX_COMMIT_WAIT: Duration = Duration::from_secs(120);
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ProduceRequest) -> Result<Option<ProduceResponse>> {
     let acks_ok = VALID_ACKS.contains(&req.acks);
     let transactional = req.transactional_id.is_some();
-    let mut pending: Vec<(usize, usize, oneshot::Receiver<AppendResult>)> = Vec::new();
+    let mut pending: Vec<(usize, usize, (oneshot::Receiver<AppendResult>, Arc<Claim>))> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for (t, topic_data) in req.topic_data.into_iter().enumerate() {
         let topic = ctx.partitions.topic(topic_data.name.0.as_str());
@@ -62,11 +63,18 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ProduceRequ
         return Ok(None);
     }
     let deadline = tokio::time::Instant::now() + commit_wait(ctx, req.timeout_ms);
-    for (t, p, rx) in pending {
-        let outcome = match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(BrokerError::Kafka(ResponseError::NotLeaderOrFollower)),
-            Err(_) => Err(BrokerError::Kafka(ResponseError::RequestTimedOut)),
+    for (t, p, (mut rx, claim)) in pending {
+        let answered = match tokio::time::timeout_at(deadline, &mut rx).await {
+            Ok(answered) => Some(answered),
+            // Out of time: REQUEST_TIMED_OUT, and the flusher will never commit the append; unless
+            // its commit is already under way, whose outcome comes within the commit's own bound.
+            Err(_) if claim.abandon() => None,
+            Err(_) => Some(rx.await),
+        };
+        let outcome = match answered {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(BrokerError::Kafka(ResponseError::NotLeaderOrFollower)),
+            None => Err(BrokerError::Kafka(ResponseError::RequestTimedOut)),
         };
         let slot = &mut responses[t].partition_responses[p];
         match outcome {
@@ -101,7 +109,7 @@ fn queue(
     topic: Option<&Topic>,
     partition: i32,
     records: Option<bytes::Bytes>,
-) -> std::result::Result<oneshot::Receiver<AppendResult>, ResponseError> {
+) -> std::result::Result<(oneshot::Receiver<AppendResult>, Arc<Claim>), ResponseError> {
     let topic = topic.ok_or(ResponseError::UnknownTopicOrPartition)?;
     if partition < 0 || partition >= topic.partitions {
         return Err(ResponseError::UnknownTopicOrPartition);

@@ -38,7 +38,7 @@ use tracing::{debug, info, warn};
 use super::Partition;
 use super::producers::{self, Check, ProducerTable};
 use super::tail::{self, TailRun};
-use super::writer::{Append, AppendResult, Appended, Due};
+use super::writer::{Append, AppendResult, Appended, Claim, Due};
 use crate::context::AgentContext;
 use crate::error::BrokerError;
 
@@ -130,6 +130,8 @@ struct Plan {
     touched: HashSet<i64>,
     location: RunLocation,
     replies: Vec<(oneshot::Sender<AppendResult>, Result<i64, ResponseError>)>,
+    /// The appends placed here, claimed just before the commit (see [`Claim`]).
+    claims: Vec<Arc<Claim>>,
     /// Counts this plan among the partition's flushes in flight until the plan is dropped.
     _in_flight: super::InFlightFlush,
 }
@@ -200,6 +202,14 @@ async fn finish(ctx: &AgentContext, stage: Stage, put: Result<(), StorageError>,
     if !writing.is_empty() && !ctx.cluster.lease_valid() {
         warn!("leases not renewed in time: refusing to commit; producers retry on the new leader");
         fail(Stage { plans: writing.into_iter().chain(settled).collect(), key, object, started }, ResponseError::NotLeaderOrFollower);
+        return false;
+    }
+    // A producer already answered REQUEST_TIMED_OUT was told its batch failed and may send the
+    // records again under a new producer epoch: its append must never become visible, so neither
+    // may this flush, nor (offsets build on it) any after it.
+    if !writing.iter().flat_map(|p| &p.claims).all(|c| c.commit()) {
+        warn!(key, "a producer in this flush was answered REQUEST_TIMED_OUT meanwhile: not committing it; producers retry");
+        fail(Stage { plans: writing.into_iter().chain(settled).collect(), key, object, started }, ResponseError::KafkaStorageError);
         return false;
     }
     // Refusals and duplicates of committed data: everything before them is committed now.
@@ -332,12 +342,16 @@ fn plan(appends: Vec<Append>, working: &Working) -> Vec<Plan> {
                 touched: HashSet::new(),
                 location: RunLocation { position: 0, length: 0 },
                 replies: Vec::new(),
+                claims: Vec::new(),
                 _in_flight: super::InFlightFlush::new(&append.partition),
             });
             plans.len() - 1
         });
         let p = &mut plans[i];
         let outcome = if p.leader_epoch < 0 { Err(ResponseError::NotLeaderOrFollower) } else { place(p, &append) };
+        if outcome.is_ok() {
+            p.claims.push(append.claim);
+        }
         p.replies.push((append.reply, outcome));
     }
     plans

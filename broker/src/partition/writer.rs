@@ -6,6 +6,7 @@
 //! takes appends in arrival order until it holds --flush-bytes, so no object is larger than that
 //! plus one append.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,11 +25,38 @@ pub struct Appended {
 
 pub type AppendResult = Result<Appended, BrokerError>;
 
+/// Who decides an append's fate first: the flusher, claiming it just before the commit that makes
+/// it visible, or the produce handler, abandoning it when its wait ran out and it answers
+/// REQUEST_TIMED_OUT. An abandoned append is never committed. The producer was told its batch
+/// failed, and librdkafka may then re-send those records under a bumped producer epoch (KIP-360),
+/// which no sequence check can match to the original: had the original been committed later (its
+/// flush was only slow, say an S3 PUT that hung), the records would be in the log twice.
+#[derive(Debug, Default)]
+pub struct Claim(AtomicU8);
+
+const PENDING: u8 = 0;
+const COMMITTING: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Claim {
+    /// The flusher's claim before committing; false if the producer was already answered.
+    pub fn commit(&self) -> bool {
+        self.0.compare_exchange(PENDING, COMMITTING, Ordering::AcqRel, Ordering::Acquire).map_or_else(|now| now == COMMITTING, |_| true)
+    }
+
+    /// The produce handler's claim when its wait ran out; false if the commit is under way, whose
+    /// outcome the handler must wait for instead.
+    pub fn abandon(&self) -> bool {
+        self.0.compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire).map_or_else(|now| now == ABANDONED, |_| true)
+    }
+}
+
 /// One partition's batches from one Produce request.
 pub struct Append {
     pub partition: Arc<Partition>,
     pub batches: Vec<RecordBatch>,
     pub reply: oneshot::Sender<AppendResult>,
+    pub claim: Arc<Claim>,
     /// The batches' size, as counted in the queue.
     bytes: usize,
 }
@@ -72,13 +100,15 @@ impl WriteQueue {
     }
 
     /// Queues batches for `partition`. No `.await` happens between a request's decoding and this
-    /// call, so appends keep the order requests arrived in on a connection.
-    pub fn append(&self, partition: Arc<Partition>, batches: Vec<RecordBatch>) -> oneshot::Receiver<AppendResult> {
+    /// call, so appends keep the order requests arrived in on a connection. Returns the answer to
+    /// wait for and the append's [`Claim`].
+    pub fn append(&self, partition: Arc<Partition>, batches: Vec<RecordBatch>) -> (oneshot::Receiver<AppendResult>, Arc<Claim>) {
         let (reply, rx) = oneshot::channel();
+        let claim = Arc::new(Claim::default());
         let size: usize = batches.iter().map(|b| b.bytes.len()).sum();
         let mut p = self.lock();
         let was_empty = p.appends.is_empty();
-        p.appends.push(Append { partition, batches, reply, bytes: size });
+        p.appends.push(Append { partition, batches, reply, claim: Arc::clone(&claim), bytes: size });
         p.bytes += size;
         p.oldest.get_or_insert_with(Instant::now);
         let full = p.bytes >= self.flush_bytes;
@@ -86,7 +116,7 @@ impl WriteQueue {
         if was_empty || full {
             self.wake.notify_one();
         }
-        rx
+        (rx, claim)
     }
 
     pub fn due(&self) -> Due {
@@ -172,5 +202,15 @@ mod tests {
         assert!(matches!(q.due(), Due::Now), "the rest is over flush-bytes: due at once");
         assert_eq!(q.take().len(), 2);
         assert!(matches!(q.due(), Due::Nothing));
+    }
+
+    #[test]
+    fn an_append_is_either_committed_or_abandoned_never_both() {
+        let c = Claim::default();
+        assert!(c.abandon() && c.abandon(), "abandoned, and stays so");
+        assert!(!c.commit(), "an abandoned append is not committed");
+        let c = Claim::default();
+        assert!(c.commit() && c.commit(), "claimed for a commit, and stays so");
+        assert!(!c.abandon(), "the handler waits for a commit under way");
     }
 }
