@@ -38,6 +38,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How often the server's clock is read again (see [`ServerClock`]).
 const CLOCK_READ_EVERY: Duration = Duration::from_secs(1);
+/// A server clock reading whose round trip took longer is not used (see `follow_server_clock`).
+const CLOCK_READ_MAX_RTT: Duration = Duration::from_millis(250);
 
 /// The server's wall clock in ms since the Unix epoch.
 async fn read_server_clock(pool: &PgPool) -> Result<i64> {
@@ -99,8 +101,14 @@ async fn follow_server_clock(pool: &PgPool) -> Result<Arc<dyn Clock>> {
             }
             let sent = Instant::now();
             if let Ok(ms) = read_server_clock(&pool).await {
-                // The reading was true about half way through the round trip.
-                clock.set(ms, sent + sent.elapsed() / 2);
+                // The reading was true about half way through the round trip, give or take half of
+                // it. A long round trip is dropped: if this process was paused (GC, SIGSTOP, a VM
+                // freeze) between `sent` and the query, the midpoint guess would put our clock ahead
+                // by half the pause, and an agent whose clock runs ahead takes live leases.
+                let rtt = sent.elapsed();
+                if rtt <= CLOCK_READ_MAX_RTT {
+                    clock.set(ms, sent + rtt / 2);
+                }
             }
         }
     });
