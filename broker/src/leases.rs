@@ -114,13 +114,16 @@ pub async fn round(ctx: &AgentContext, rounds: &mut Rounds) -> Result<()> {
     }
     let by_id: HashMap<_, &Topic> = topics.iter().map(|t| (t.id, t)).collect();
     for s in &states {
-        if s.leader == Some(ctx.agent_id) && !ctx.partitions.is_led(&s.id) && target.get(&s.id) != Some(&ctx.agent_id) {
+        // Not one handed off above (or still draining): those are released only once their last flush
+        // is done, else the release fences that flush's commit and its producers get NOT_LEADER.
+        let draining = rounds.draining.iter().any(|p| p.id == s.id);
+        if s.leader == Some(ctx.agent_id) && !ctx.partitions.is_led(&s.id) && !draining && target.get(&s.id) != Some(&ctx.agent_id) {
             // Ours from an earlier run of this agent, but targeted elsewhere now: let it go.
             ctx.metadata.release_lease(ctx.agent_id, s.id).await?;
             continue;
         }
         let taken = s.leader.is_some_and(|l| l != ctx.agent_id || ctx.partitions.is_led(&s.id));
-        if taken || rounds.draining.iter().any(|p| p.id == s.id) {
+        if taken || draining {
             rounds.unowned.remove(&s.id);
             continue;
         }
