@@ -88,6 +88,7 @@ impl Agent {
             config,
         });
         let mut rounds = leases::Rounds::default();
+        leases::renew(&ctx).await?;
         leases::round(&ctx, &mut rounds).await?;
         let tasks = TaskTracker::new();
         let connections = TaskTracker::new();

@@ -1,9 +1,9 @@
 //! Partition leases and their balance across agents.
 //!
-//! Every round (a third of the lease ttl) this agent heartbeats its registration, renews all its
-//! leases in one statement, and computes the same target assignment every agent computes from the
-//! same inputs (`assign`): each agent group's partitions spread over that group's live agents, at
-//! most ceil(partitions / agents) each, each partition going to the agent it ranks highest by
+//! Every third of the lease ttl this agent heartbeats its registration and renews all its leases in
+//! one statement, and, in a round of its own, computes the same target assignment every agent
+//! computes from the same inputs (`assign`): each agent group's partitions spread over that group's
+//! live agents, at most ceil(partitions / agents) each, each partition going to the agent it ranks highest by
 //! rendezvous hashing that still has room. So a join or a leave moves few partitions, and twenty
 //! agents starting at once end within one partition of a fair share.
 //!
@@ -42,29 +42,54 @@ pub struct Rounds {
     unowned: HashMap<PartitionId, u32>,
 }
 
-/// Runs lease rounds until `stop`. Once the agent is shutting down, rounds only renew: the leases
-/// must hold while the last flushes commit.
-pub async fn run(ctx: AgentContext, mut rounds: Rounds, stop: CancellationToken) {
+/// Renews this agent's leases and runs balancing rounds, each every third of the lease ttl, until
+/// `stop`. Two loops, not one: a round can wait on row locks (another agent frozen mid-transaction
+/// holds the rows it would take over) for up to the store's lock timeout, longer than a lease
+/// lives, and renewals queued behind it would let this agent's own healthy leases expire. Once the
+/// agent is shutting down the rounds stop; renewals go on, for the last flushes to commit.
+pub async fn run(ctx: AgentContext, rounds: Rounds, stop: CancellationToken) {
+    tokio::join!(renewals(&ctx, &stop), balancing(&ctx, rounds, &stop));
+}
+
+async fn renewals(ctx: &AgentContext, stop: &CancellationToken) {
     let period = ctx.config.lease_ttl() / 3;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
             _ = stop.cancelled() => break,
         }
-        let work = async { if ctx.shutdown.is_cancelled() { renew(&ctx).await } else { round(&ctx, &mut rounds).await } };
-        // A round stuck on the store must not hold up the end of a shutdown.
+        // A renewal stuck on the store must not hold up the end of a shutdown.
         let done = tokio::select! {
-            done = work => done,
+            done = renew(ctx) => done,
             _ = stop.cancelled() => break,
         };
         if let Err(e) = done {
-            warn!(error = %e, "lease round failed; writes stop if renewals keep failing, retrying");
+            warn!(error = %e, "lease renewal failed; writes stop if renewals keep failing, retrying");
+        }
+    }
+}
+
+async fn balancing(ctx: &AgentContext, mut rounds: Rounds, stop: &CancellationToken) {
+    let period = ctx.config.lease_ttl() / 3;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = ctx.shutdown.cancelled() => break,
+            _ = stop.cancelled() => break,
+        }
+        let done = tokio::select! {
+            done = round(ctx, &mut rounds) => done,
+            _ = ctx.shutdown.cancelled() => break,
+            _ = stop.cancelled() => break,
+        };
+        if let Err(e) = done {
+            warn!(error = %e, "lease round failed; retrying");
         }
     }
 }
 
 /// Heartbeats this agent and renews every lease it holds, in one round trip each.
-async fn renew(ctx: &AgentContext) -> Result<()> {
+pub async fn renew(ctx: &AgentContext) -> Result<()> {
     let ttl = ctx.config.lease_ttl();
     let sent = Instant::now();
     ctx.metadata.register_agent(&ctx.cluster.me, ttl).await?;
@@ -85,10 +110,9 @@ pub async fn release(ctx: &AgentContext) {
     }
 }
 
-/// One round: heartbeat, renew, refresh topics and agents, hand off and take partitions.
+/// One round: refresh topics and agents, hand off and take partitions.
 pub async fn round(ctx: &AgentContext, rounds: &mut Rounds) -> Result<()> {
     let ttl = ctx.config.lease_ttl();
-    renew(ctx).await?;
     let (flushing, drained): (Vec<_>, Vec<_>) = std::mem::take(&mut rounds.draining).into_iter().partition(|p| p.flushing());
     rounds.draining = flushing;
     for p in drained {

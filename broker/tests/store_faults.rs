@@ -124,6 +124,32 @@ async fn a_hung_renewal_stops_writes_before_another_agent_takes_over(backend: Ba
     assert!(tokio::time::timeout(Duration::from_secs(40), a.stop()).await.is_ok(), "the shutdown waited on the hung store");
 }
 
+/// A takeover that waits on row locks (another agent frozen in the middle of a transaction holds
+/// them) for longer than a lease lives does not hold up this agent's renewals: the partitions it
+/// already leads stay writable all along.
+async fn a_stuck_takeover_does_not_hold_up_renewals(backend: Backend) {
+    let Some(agent) = TestAgent::start_on(backend, &["--lease-ttl-ms", "1000"]).await else { return };
+    let mut c = agent.client().await;
+    create(&mut c, "steady", 1).await;
+    assert_eq!(produce(&mut c, "steady", 0, batch(&[b"0"], None)).await, (0, 0));
+
+    agent.metadata.set(Op::Acquire, Fault::Delay(Duration::from_secs(4)));
+    // A topic made behind the agent's back: its next round tries to take the partition, and waits.
+    let new = streamhouse_metadata::NewTopic { name: "blocked".into(), partitions: 1, configs: Default::default() };
+    agent.agent().context().metadata.create_topic(new).await.expect("create");
+    let started = Instant::now();
+    let mut next = 1;
+    while started.elapsed() < Duration::from_millis(3_500) {
+        let (code, offset) = produce(&mut c, "steady", 0, batch(&[b"n"], None)).await;
+        assert_eq!((code, offset), (0, next), "{:?} into the stuck takeover", started.elapsed());
+        next += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(agent.metadata.injected() > 0, "the round did try the takeover");
+    agent.metadata.set(Op::Acquire, Fault::None);
+    agent.stop().await;
+}
+
 /// Group writes that fail are answered with a code the consumer retries on; the connection stays.
 async fn a_failed_group_write_is_answered_not_dropped(backend: Backend) {
     use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -172,5 +198,6 @@ on_every_backend!(
     a_commit_whose_reply_was_lost_is_written_once,
     the_agent_rides_out_a_store_outage,
     a_hung_renewal_stops_writes_before_another_agent_takes_over,
+    a_stuck_takeover_does_not_hold_up_renewals,
     a_failed_group_write_is_answered_not_dropped,
 );

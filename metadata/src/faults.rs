@@ -44,11 +44,14 @@ pub enum Op {
     Renew,
     /// Writing a group's state or offsets (`save_group`, `commit_offsets`).
     GroupWrite,
+    /// Taking a partition's or a group's lease (`acquire_lease`, `acquire_group_lease`): where an
+    /// agent waits on the row locks of another agent frozen mid-transaction.
+    Acquire,
     /// Every other call, and the ones above while they have no fault of their own.
     Every,
 }
 
-const OPS: usize = 4;
+const OPS: usize = 5;
 
 pub struct FaultyMetadata {
     inner: Arc<dyn MetadataStore>,
@@ -129,7 +132,7 @@ impl TopicStore for FaultyMetadata {
 #[async_trait]
 impl LeaseStore for FaultyMetadata {
     async fn acquire_lease(&self, agent: AgentId, id: PartitionId, ttl: Duration) -> Result<Option<Lease>> {
-        self.apply(Op::Every, self.inner.acquire_lease(agent, id, ttl)).await
+        self.apply(Op::Acquire, self.inner.acquire_lease(agent, id, ttl)).await
     }
     async fn renew_leases(&self, agent: AgentId, ttl: Duration) -> Result<Renewed> {
         self.apply(Op::Renew, self.inner.renew_leases(agent, ttl)).await
@@ -194,7 +197,7 @@ impl ClusterStore for FaultyMetadata {
 #[async_trait]
 impl GroupStore for FaultyMetadata {
     async fn acquire_group_lease(&self, agent: AgentId, group: &str, ttl: Duration) -> Result<Option<i32>> {
-        self.apply(Op::Every, self.inner.acquire_group_lease(agent, group, ttl)).await
+        self.apply(Op::Acquire, self.inner.acquire_group_lease(agent, group, ttl)).await
     }
     async fn group_coordinator(&self, group: &str) -> Result<Option<AgentId>> {
         self.apply(Op::Every, self.inner.group_coordinator(group)).await
