@@ -8,7 +8,6 @@
 //! request's timeout (REQUEST_TIMED_OUT); acks=0 gets no answer. Idempotence is checked by the flusher.
 //! Skipped: transactions (transactional batches are refused), LogAppendTime.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
@@ -16,14 +15,13 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use streamhouse_metadata::{PartitionId, Topic};
 use streamhouse_protocol::batch::{BatchError, RecordBatch};
-use tokio::sync::oneshot;
 use tracing::debug;
 
 use super::fallback::{ANSWER_MARGIN, Fallback};
 use super::topic_configs::max_message_bytes;
 use crate::context::AgentContext;
 use crate::error::{BrokerError, Result};
-use crate::partition::writer::{AppendResult, Claim};
+use crate::partition::writer::Queued;
 
 const VALID_ACKS: [i16; 3] = [-1, 0, 1];
 /// The longest a producer is kept waiting for its commit, whatever timeout it sends.
@@ -32,7 +30,7 @@ const MAX_COMMIT_WAIT: Duration = Duration::from_secs(120);
 pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ProduceRequest) -> Result<Option<ProduceResponse>> {
     let acks_ok = VALID_ACKS.contains(&req.acks);
     let transactional = req.transactional_id.is_some();
-    let mut pending: Vec<(usize, usize, (oneshot::Receiver<AppendResult>, Arc<Claim>))> = Vec::new();
+    let mut pending: Vec<(usize, usize, Queued)> = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for (t, topic_data) in req.topic_data.into_iter().enumerate() {
         let topic = ctx.partitions.topic(topic_data.name.0.as_str());
@@ -109,7 +107,7 @@ fn queue(
     topic: Option<&Topic>,
     partition: i32,
     records: Option<bytes::Bytes>,
-) -> std::result::Result<(oneshot::Receiver<AppendResult>, Arc<Claim>), ResponseError> {
+) -> std::result::Result<Queued, ResponseError> {
     let topic = topic.ok_or(ResponseError::UnknownTopicOrPartition)?;
     if partition < 0 || partition >= topic.partitions {
         return Err(ResponseError::UnknownTopicOrPartition);

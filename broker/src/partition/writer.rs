@@ -25,6 +25,9 @@ pub struct Appended {
 
 pub type AppendResult = Result<Appended, BrokerError>;
 
+/// What an append hands back: its answer to come, and the claim its producer abandons at its deadline.
+pub type Queued = (oneshot::Receiver<AppendResult>, Arc<Claim>);
+
 /// Who decides an append's fate first: the flusher, claiming it just before the commit that makes
 /// it visible, or the produce handler, abandoning it when its wait ran out and it answers
 /// REQUEST_TIMED_OUT. An abandoned append is never committed. The producer was told its batch
@@ -102,7 +105,7 @@ impl WriteQueue {
     /// Queues batches for `partition`. No `.await` happens between a request's decoding and this
     /// call, so appends keep the order requests arrived in on a connection. Returns the answer to
     /// wait for and the append's [`Claim`].
-    pub fn append(&self, partition: Arc<Partition>, batches: Vec<RecordBatch>) -> (oneshot::Receiver<AppendResult>, Arc<Claim>) {
+    pub fn append(&self, partition: Arc<Partition>, batches: Vec<RecordBatch>) -> Queued {
         let (reply, rx) = oneshot::channel();
         let claim = Arc::new(Claim::default());
         let size: usize = batches.iter().map(|b| b.bytes.len()).sum();
