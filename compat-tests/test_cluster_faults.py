@@ -75,6 +75,21 @@ def _producer(bootstrap: str, topic: str, name: str, rate: float = 300) -> tuple
     return load, timeouts
 
 
+def _under_load(cluster, unique, name: str, **agent_args):
+    """Three agents (`agent_args` passed on), a topic led by them, a TailingConsumer on it and a started
+    _producer: (agents, topic, pids by agent id, consumer, load, its timeouts)."""
+    agents = cluster.add_agents(3, lease_ttl_ms=LEASE_TTL_MS, **agent_args)
+    cluster.start_all()
+    topic = unique(name)
+    cluster.create_topic(topic, PARTITIONS)
+    cluster.wait_all_led(topic, PARTITIONS, settle=1.5, timeout=30)
+    pids = {a.id: a.proc.pid for a in agents}
+    tail = TailingConsumer(cluster.bootstrap(), topic, PARTITIONS, name=name).start()
+    load, load_timeouts = _producer(cluster.bootstrap(), topic, name)
+    load.start()
+    return agents, topic, pids, tail, load, load_timeouts
+
+
 def _exactly_acked(records: dict[int, list[tuple[int, bytes]]], load: ProducerLoad) -> list[str]:
     """check_exactly_acked, where an acknowledgement without an offset counts as one at whatever offset
     the record was read at (librdkafka's idempotent producer acknowledges a message whose own answer
@@ -130,16 +145,7 @@ def test_postgres_stopped_under_load_agents_recover_without_restart(pg_cluster, 
     delivery, no fatal error and no request unanswered for 30 s, and the acknowledged records are read
     back exactly once."""
     cluster, pg = pg_cluster
-    agents = cluster.add_agents(3, lease_ttl_ms=LEASE_TTL_MS)
-    cluster.start_all()
-    topic = unique("pgdown")
-    cluster.create_topic(topic, PARTITIONS)
-    cluster.wait_all_led(topic, PARTITIONS, settle=1.5, timeout=30)
-    pids = {a.id: a.proc.pid for a in agents}
-
-    tail = TailingConsumer(cluster.bootstrap(), topic, PARTITIONS, name="pgdown").start()
-    load, load_timeouts = _producer(cluster.bootstrap(), topic, "pgdown")
-    load.start()
+    agents, topic, pids, tail, load, load_timeouts = _under_load(cluster, unique, "pgdown")
     try:
         time.sleep(4)
         acked_before = len(load.acked())
@@ -227,16 +233,7 @@ def test_s3_slowdown_then_hang_under_load_loses_and_duplicates_nothing(cluster, 
 
 
 def _s3_faults(cluster, unique, proxy):
-    agents = cluster.add_agents(3, lease_ttl_ms=LEASE_TTL_MS, env={"AWS_ENDPOINT_URL": proxy.url})
-    cluster.start_all()
-    topic = unique("s3faults")
-    cluster.create_topic(topic, PARTITIONS)
-    cluster.wait_all_led(topic, PARTITIONS, settle=1.5, timeout=30)
-    pids = {a.id: a.proc.pid for a in agents}
-
-    tail = TailingConsumer(cluster.bootstrap(), topic, PARTITIONS, name="s3faults").start()
-    load, load_timeouts = _producer(cluster.bootstrap(), topic, "s3faults")
-    load.start()
+    agents, topic, pids, tail, load, load_timeouts = _under_load(cluster, unique, "s3faults", env={"AWS_ENDPOINT_URL": proxy.url})
     try:
         time.sleep(4)
         acked_before = len(load.acked())
