@@ -20,6 +20,7 @@ const EXPIRY: &[&str] = &["--producer-id-expiration-ms", "300", "--producer-id-e
 /// Well past the expiry plus a check interval.
 const IDLE: Duration = Duration::from_millis(800);
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const UNKNOWN_PRODUCER_ID: i16 = 59;
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -75,12 +76,13 @@ async fn an_idle_producer_is_forgotten_and_starts_over() {
     assert_eq!(produce(&mut c, "idle", first.clone()).await, (0, 2));
 
     tokio::time::sleep(IDLE).await;
-    // Forgotten: the gap is accepted and starts the producer over, as Kafka since 2.5 does.
-    assert_eq!(produce(&mut c, "idle", batch(&[b"e"], Some((gappy, 0, 5)))).await, (0, 4));
-    assert_eq!(produce(&mut c, "idle", batch(&[b"f"], Some((gappy, 0, 6)))).await, (0, 5));
+    // Forgotten: only sequence 0 starts the producer over (UNKNOWN_PRODUCER_ID otherwise, which
+    // clients answer by bumping their epoch), and then its sequence is checked again.
+    assert_eq!(produce(&mut c, "idle", batch(&[b"e"], Some((gappy, 0, 5)))).await.0, UNKNOWN_PRODUCER_ID);
+    assert_eq!(produce(&mut c, "idle", batch(&[b"e"], Some((gappy, 0, 0)))).await, (0, 4));
+    assert_eq!(produce(&mut c, "idle", batch(&[b"f"], Some((gappy, 0, 1)))).await, (0, 5));
     assert_eq!(produce(&mut c, "idle", batch(&[b"y"], Some((gappy, 0, 9)))).await.0, OUT_OF_ORDER_SEQUENCE_NUMBER);
-    // A sequence-0 batch is accepted too, and a retry from before the expiry is no longer known
-    // as one: it is written again, the price Kafka pays as well.
+    // A sequence-0 batch from before the expiry is no longer known as a retry: it is written again.
     assert_eq!(produce(&mut c, "idle", first).await, (0, 6));
 
     // Those commits pruned the store: only the producers that wrote since are left.
@@ -129,7 +131,9 @@ async fn an_expired_producer_is_not_loaded_by_the_next_leader() {
     let no_checks = ["--producer-id-expiration-ms", "300", "--producer-id-expiration-check-interval-ms", "600000"];
     let agent = TestAgent::start_in(dir, &no_checks).await;
     let mut c = agent.client().await;
-    assert_eq!(produce(&mut c, "restart", batch(&[b"b"], Some((pid, 0, 7)))).await, (0, 1), "forgotten: any sequence starts it over");
+    // Remembered, sequence 1 would be next; forgotten, only 0 starts it over.
+    assert_eq!(produce(&mut c, "restart", batch(&[b"b"], Some((pid, 0, 1)))).await.0, UNKNOWN_PRODUCER_ID, "forgotten");
+    assert_eq!(produce(&mut c, "restart", batch(&[b"b"], Some((pid, 0, 0)))).await, (0, 1));
     assert_eq!(produce(&mut c, "restart", batch(&[b"c"], Some((pid, 0, 9)))).await.0, OUT_OF_ORDER_SEQUENCE_NUMBER);
     agent.stop().await;
 }

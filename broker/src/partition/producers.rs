@@ -57,12 +57,12 @@ impl ProducerTable {
             return Ok(Check::Append);
         }
         let Some(state) = self.states.get(&h.producer_id) else {
-            // No state (a new producer, or one expired): any sequence starts it, as in Kafka since 2.5
-            // (KIP-360: KAFKA-8710 took UNKNOWN_PRODUCER_ID out of `ProducerAppendInfo.checkSequence`,
-            // and `ProducerStateManagerTest.testPidExpirationTimeout` appends sequence 1 after expiry),
-            // so a producer idle past the expiry carries on instead of failing. The cost, in Kafka
-            // too: a retry of a batch written before the expiry is written again.
-            return Ok(Check::Append);
+            // No state (a new producer, or one expired): its first batch here must start at sequence
+            // 0. Kafka since 2.5 accepts any sequence (KIP-360, KAFKA-8710), at the price of writing
+            // again a retry it no longer remembers; we keep UNKNOWN_PRODUCER_ID, which librdkafka and
+            // the Java client answer by bumping their epoch (KIP-360 too), so a state missing for any
+            // reason costs a retry, never a duplicate (test_cluster_churn.py found one the other way).
+            return if h.base_sequence == 0 { Ok(Check::Append) } else { Err(ResponseError::UnknownProducerId) };
         };
         if h.producer_epoch < state.producer_epoch {
             return Err(ResponseError::InvalidProducerEpoch);
@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(t.check(&header(1, 1, 5, 1)), Err(ResponseError::InvalidProducerEpoch));
         assert_eq!(t.check(&header(1, 3, 0, 1)), Ok(Check::Append));
         assert_eq!(t.check(&header(1, 3, 4, 1)), Err(ResponseError::OutOfOrderSequenceNumber));
-        assert_eq!(t.check(&header(9, 0, 3, 1)), Ok(Check::Append), "an unknown producer may start anywhere (KIP-360)");
+        assert_eq!(t.check(&header(9, 0, 3, 1)), Err(ResponseError::UnknownProducerId), "an unknown producer starts at 0");
     }
 
     #[test]
@@ -214,8 +214,8 @@ mod tests {
         assert!(t.get(2).is_some(), "its own batch in flight keeps it");
         assert!(t.get(3).is_some());
 
-        // Forgotten: a gap is accepted and a retry of its first batch is written again, as in Kafka.
-        assert_eq!(t.check(&header(1, 0, 5, 1)), Ok(Check::Append));
+        // Forgotten: it must start over at 0, and a retry of its first batch is written again.
+        assert_eq!(t.check(&header(1, 0, 5, 1)), Err(ResponseError::UnknownProducerId));
         assert_eq!(t.check(&header(1, 0, 0, 5)), Ok(Check::Append));
         // Remembered: the same batches are a gap and a duplicate.
         assert_eq!(t.check(&header(3, 0, 6, 1)), Err(ResponseError::OutOfOrderSequenceNumber));
