@@ -21,6 +21,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::context::{AgentContext, Shared};
 use crate::error::BrokerError;
+use crate::metrics::{InstrumentedMetadata, InstrumentedStore, Metrics};
 use crate::partition::table::PartitionTable;
 use crate::partition::tail::TailBudget;
 use crate::partition::writer::WriteQueue;
@@ -63,6 +64,10 @@ impl Agent {
             config.advertised_address = Some(local_addr.to_string());
         }
         let advertised = config.advertised().map_err(|e| BrokerError::Metadata(streamhouse_metadata::MetadataError::invalid(e)))?;
+        let metrics = Arc::new(Metrics::new());
+        // Under the cache: only requests that reach the store are counted.
+        let objects: Arc<dyn ObjectStore> = Arc::new(InstrumentedStore::new(objects, metrics.object_store.clone()));
+        let metadata: Arc<dyn MetadataStore> = Arc::new(InstrumentedMetadata::new(metadata, metrics.metadata_duration.clone()));
         refuse_a_live_agent_id(metadata.as_ref(), config.agent_id, config.lease_ttl()).await?;
         let objects = Arc::new(CachedStore::new(objects, config.read_cache_bytes as u64));
         let cluster_id = metadata.cluster_id().await?;
@@ -85,6 +90,7 @@ impl Agent {
             tail_budget: TailBudget::new(config.tail_cache_total_bytes),
             commits: watch::Sender::new(0),
             shutdown: CancellationToken::new(),
+            metrics,
             config,
         });
         let mut rounds = leases::Rounds::default();

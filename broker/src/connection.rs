@@ -13,6 +13,7 @@
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use streamhouse_protocol::{ProtocolError, frame, request};
 use tokio::io::AsyncWriteExt;
@@ -115,6 +116,7 @@ fn dispatch(ctx: &AgentContext, mut frame: Bytes, peer: &str) -> Reply {
         return refused(ProtocolError::UnknownApiKey(prefix.api_key));
     };
     if prefix.api_version < route.min || prefix.api_version > route.max {
+        ctx.metrics.requests.failed(key, ResponseError::UnsupportedVersion);
         if key == ApiKey::ApiVersions {
             info!(peer, version = prefix.api_version, "ApiVersions version unsupported; answering with v0 so the client retries lower");
             let answer = api_versions::unsupported_version(prefix.correlation_id);

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::groups::Coordinator;
+use crate::metrics::Metrics;
 use crate::partition::table::PartitionTable;
 use crate::partition::tail::TailBudget;
 use crate::partition::writer::WriteQueue;
@@ -36,6 +37,8 @@ pub struct Shared {
     pub commits: watch::Sender<u64>,
     /// Cancelled when the agent starts to shut down.
     pub shutdown: CancellationToken,
+    /// An `Arc` of its own: the route glue keeps it past the request's borrow of the context.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AgentContext {

@@ -28,6 +28,7 @@ use crate::cluster;
 use crate::context::AgentContext;
 use crate::error::Result;
 use crate::handlers::topic_configs::agent_group_of;
+use crate::metrics::LeaseLoss;
 use crate::partition::tail::TailCache;
 use crate::partition::{Partition, producers};
 
@@ -104,6 +105,8 @@ pub async fn renew(ctx: &AgentContext) -> Result<()> {
 pub async fn release(ctx: &AgentContext) {
     if let Err(e) = ctx.metadata.release_leases(ctx.agent_id).await {
         warn!(error = %e, "could not release leases; they expire after --lease-ttl-ms");
+    } else {
+        ctx.metrics.lease_lost(LeaseLoss::Shutdown, ctx.partitions.led_partitions().len() as u64);
     }
     if let Err(e) = ctx.metadata.deregister_agent(ctx.agent_id).await {
         warn!(error = %e, "could not deregister; the registration expires after --lease-ttl-ms");
@@ -123,6 +126,9 @@ pub async fn round(ctx: &AgentContext, rounds: &mut Rounds) -> Result<()> {
     ctx.cluster.set_live(agents.clone());
     let topics = refresh_topics(ctx).await?;
     let states = ctx.metadata.all_partition_states().await?;
+    // Every round reads every partition's state anyway: a scrape need not read them again.
+    let leaderless = states.iter().filter(|s| s.leader.is_none()).count();
+    ctx.metrics.leaderless_partitions.set(i64::try_from(leaderless).unwrap_or(i64::MAX));
     let target = assign(&topics, &states, &agents);
     for s in &states {
         let Some(led) = ctx.partitions.led(&s.id) else { continue };
@@ -130,9 +136,11 @@ pub async fn round(ctx: &AgentContext, rounds: &mut Rounds) -> Result<()> {
         if !ours {
             warn!(topic = led.topic, partition = s.id.partition, "lost the lease of a partition; dropping it");
             ctx.partitions.remove_led(&led);
+            ctx.metrics.lease_lost(LeaseLoss::TakenOver, 1);
         } else if let Some(&other) = target.get(&s.id).filter(|a| **a != ctx.agent_id) {
             info!(topic = led.topic, partition = s.id.partition, to = other, "handing off partition");
             ctx.partitions.remove_led(&led);
+            ctx.metrics.lease_lost(LeaseLoss::HandedOff, 1);
             rounds.draining.push(led);
         }
     }
@@ -170,6 +178,7 @@ async fn refresh_topics(ctx: &AgentContext) -> Result<Vec<Topic>> {
     for known in ctx.partitions.topics() {
         if !topics.iter().any(|t| t.id == known.id) {
             ctx.partitions.remove_topic(&known.name);
+            ctx.metrics.topics.forget(&known.name);
         }
     }
     for t in &topics {
@@ -197,6 +206,7 @@ async fn acquire(ctx: &AgentContext, topic: &str, id: PartitionId, ttl: Duration
     let Some(lease) = ctx.metadata.acquire_lease(ctx.agent_id, id, ttl).await? else {
         return Ok(());
     };
+    ctx.metrics.lease_acquisitions.inc();
     let mut states = ctx.metadata.producer_states(id).await?;
     // Kafka too skips expired producers when it loads their state; the rows go with the first prune.
     let cutoff_ms = producers::expiry_cutoff_ms(ctx.metadata.now_ms(), ctx.config.producer_id_expiration());

@@ -11,6 +11,7 @@
 //! - `cluster`: this agent's registration, the live agents, the local lease deadline.
 //! - `sweeper`: deletes objects no segment-index row references.
 //! - `context`: the cheap-clone `AgentContext` handed to every task.
+//! - `metrics`: the Prometheus metrics, the store wrappers that feed them, and their exposition.
 //! - `error`: `BrokerError`, the one mapping to Kafka error codes.
 
 pub mod agent;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod groups;
 pub mod handlers;
 pub mod leases;
+pub mod metrics;
 pub mod partition;
 pub mod server;
 pub mod sweeper;

@@ -30,9 +30,17 @@ pub async fn run(ctx: AgentContext, listener: TcpListener, connections: TaskTrac
                 backoff = Duration::from_millis(10);
                 match OpenConnections::admit(&open, peer.ip(), ctx.config.max_connections, ctx.config.max_connections_per_ip) {
                     Some(slot) => {
-                        connections.spawn(connection::run(ctx.clone(), socket, slot));
+                        let open = ctx.metrics.connections.accepted();
+                        let ctx = ctx.clone();
+                        connections.spawn(async move {
+                            connection::run(ctx, socket, slot).await;
+                            drop(open);
+                        });
                     }
-                    None => debug!(%peer, "connection limit reached: closing the new connection"),
+                    None => {
+                        ctx.metrics.connections.refused();
+                        debug!(%peer, "connection limit reached: closing the new connection");
+                    }
                 }
             }
             Err(e) => {

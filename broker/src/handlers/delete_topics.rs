@@ -47,6 +47,7 @@ async fn delete(ctx: &AgentContext, name: Option<String>, id: Uuid) -> Result<St
     match ctx.metadata.delete_topic(&name).await {
         Ok(_) => {
             ctx.partitions.remove_topic(&name);
+            ctx.metrics.topics.forget(&name);
             info!(topic = name, "deleted topic");
             Ok(name)
         }

@@ -17,8 +17,9 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader};
 use streamhouse_metadata::{PartitionId, Topic};
+use streamhouse_protocol::batch;
 
 use super::fallback::{Fallback, own_wait_plus_margin};
 use super::leader_epoch::check_current_epoch;
@@ -46,6 +47,7 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: FetchReques
         let pass = read_all(ctx, &req, version, read_until).await?;
         let waited_enough = tokio::time::Instant::now() >= deadline || ctx.shutdown.is_cancelled();
         if pass.bytes >= min_bytes.max(1) || pass.answered || waited_enough {
+            count(ctx, &pass);
             return Ok(pass.response);
         }
         let next = if pass.remote { deadline.min(tokio::time::Instant::now() + REMOTE_STATE_TTL) } else { deadline };
@@ -60,6 +62,25 @@ struct Pass {
     answered: bool,
     /// Some partition is read from the store's state, which no local commit signals.
     remote: bool,
+    /// Per topic that sent records: the topic, its bytes and records; counted only for the pass
+    /// that answers. The `Topic` was cloned for the read anyway: no allocation of its own.
+    sent: Vec<(Topic, u64, u64)>,
+}
+
+/// Counts what the answering pass sends, and its partitions' errors, in the metrics.
+fn count(ctx: &AgentContext, pass: &Pass) {
+    for (topic, bytes, records) in &pass.sent {
+        ctx.metrics.topics.fetched(&topic.name, *bytes, *records);
+    }
+    for p in pass.response.responses.iter().flat_map(|t| &t.partitions) {
+        ctx.metrics.requests.failed_code(ApiKey::Fetch, p.error_code);
+    }
+}
+
+/// Records at or past `fetch_offset` in a run of whole batches, from the batch headers alone: the
+/// records a consumer gets new (a first batch starting before its offset is skipped by clients).
+fn records_from(run: &[u8], fetch_offset: i64) -> u64 {
+    batch::headers(run).map(|(_, h)| u64::try_from(h.last_offset() + 1 - h.base_offset.max(fetch_offset)).unwrap_or(0)).sum()
 }
 
 /// One pass over the request's partitions. Once `read_until` has passed and something was read, the
@@ -67,12 +88,13 @@ struct Pass {
 async fn read_all(ctx: &AgentContext, req: &FetchRequest, version: i16, read_until: tokio::time::Instant) -> Result<Pass> {
     // Repeating a partition in the request gains nothing: each copy spends the same budget.
     let mut budget = usize::try_from(req.max_bytes).unwrap_or(0).min(ctx.config.fetch_max_bytes);
-    let mut pass = Pass { response: FetchResponse::default(), bytes: 0, answered: false, remote: false };
+    let mut pass = Pass { response: FetchResponse::default(), bytes: 0, answered: false, remote: false, sent: Vec::new() };
     let rack = if version >= 11 { req.rack_id.as_str() } else { "" };
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let topic = if version >= 13 { ctx.partitions.topic_by_id(t.topic_id) } else { ctx.partitions.topic(t.topic.0.as_str()) };
         let mut partitions = Vec::with_capacity(t.partitions.len());
+        let (mut topic_bytes, mut topic_records) = (0u64, 0u64);
         for p in &t.partitions {
             if pass.bytes > 0 && tokio::time::Instant::now() >= read_until {
                 budget = 0;
@@ -85,9 +107,16 @@ async fn read_all(ctx: &AgentContext, req: &FetchRequest, version: i16, read_unt
                 }
             };
             let n = data.records.as_ref().map_or(0, |r| r.len());
+            if let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) {
+                topic_bytes += records.len() as u64;
+                topic_records += records_from(records, p.fetch_offset);
+            }
             pass.bytes += n;
             budget = budget.saturating_sub(n);
             partitions.push(data);
+        }
+        if let Some(topic) = topic.filter(|_| topic_bytes > 0) {
+            pass.sent.push((topic, topic_bytes, topic_records));
         }
         topics.push(FetchableTopicResponse::default().with_topic(t.topic.clone()).with_topic_id(t.topic_id).with_partitions(partitions));
     }

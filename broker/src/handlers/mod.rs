@@ -4,7 +4,8 @@
 //!
 //! A handler is `async fn handle(ctx, header, request) -> Result<Response>`; the `route!` macro
 //! writes the decode/encode glue around it, runs it within its request's bound and answers a failure
-//! or a missed bound through the request's `Fallback` (`fallback.rs`). Each handler file opens with
+//! or a missed bound through the request's `Fallback` (`fallback.rs`); it also counts and times each
+//! request and its failure for the metrics. Each handler file opens with
 //! what it implements and what it skips, and ends with its `Fallback`.
 
 pub mod api_versions;
@@ -67,9 +68,13 @@ macro_rules! route {
             min: $min,
             max: $max,
             call: |ctx, header, body| {
-                Box::pin(crate::error::serving(ApiKey::$key, async move {
+                let started = std::time::Instant::now();
+                let metrics = std::sync::Arc::clone(&ctx.metrics);
+                let answer = crate::error::serving(ApiKey::$key, async move {
                     let version = header.request_api_version;
-                    let request: $request = decode_body(&mut body.clone(), version)?;
+                    let request: $request = decode_body(&mut body.clone(), version).inspect_err(|_| {
+                        ctx.metrics.requests.failed(ApiKey::$key, kafka_protocol::error::ResponseError::InvalidRequest)
+                    })?;
                     let bound = fallback::Fallback::bound(&request, &ctx, version);
                     let code = match tokio::time::timeout(bound, $module::handle(&ctx, &header, request)).await {
                         Ok(Ok(response)) => return route!(@encode $key, version, header, response $(, $optional)?),
@@ -85,8 +90,14 @@ macro_rules! route {
                             code
                         }
                     };
+                    ctx.metrics.requests.failed(ApiKey::$key, code);
                     fallback::answer_failed::<$request>(&ctx, ApiKey::$key, &header, body, code)
-                }))
+                });
+                Box::pin(async move {
+                    let answered = answer.await;
+                    metrics.requests.done(ApiKey::$key, started);
+                    answered
+                })
             },
             #[cfg(test)]
             fail_default: |ctx, version| {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader};
 use streamhouse_metadata::{PartitionId, Topic};
 use streamhouse_protocol::batch::{BatchError, RecordBatch};
 use tracing::debug;
@@ -51,7 +51,10 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ProduceRequ
                 }
             };
             partitions.push(match refusal {
-                Some(code) => response.with_error_code(code.code()),
+                Some(code) => {
+                    ctx.metrics.requests.failed(ApiKey::Produce, code);
+                    response.with_error_code(code.code())
+                }
                 None => response,
             });
         }
@@ -82,7 +85,10 @@ pub async fn handle(ctx: &AgentContext, header: &RequestHeader, req: ProduceRequ
                     slot.log_start_offset = appended.log_start_offset;
                 }
             }
-            Err(e) => slot.error_code = e.code(),
+            Err(e) => {
+                slot.error_code = e.code();
+                ctx.metrics.requests.failed_code(ApiKey::Produce, slot.error_code);
+            }
         }
     }
     Ok(Some(ProduceResponse::default().with_responses(responses)))

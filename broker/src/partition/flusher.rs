@@ -41,6 +41,7 @@ use super::tail::{self, TailRun};
 use super::writer::{Append, AppendResult, Appended, Claim, Due};
 use crate::context::AgentContext;
 use crate::error::BrokerError;
+use crate::metrics::LeaseLoss;
 
 /// Where each partition stands once every in-flight flush commits: the next offset to assign and
 /// the producer state to check against. Keyed by leadership (partition and leader epoch), so a
@@ -257,6 +258,8 @@ async fn finish(ctx: &AgentContext, stage: Stage, put: Result<(), StorageError>,
     for ((p, outcome), commit) in writing.into_iter().zip(outcomes).zip(commits.iter()) {
         match outcome {
             CommitOutcome::Committed { high_watermark } => {
+                let records = u64::try_from(p.next_offset - p.base_offset).unwrap_or(0);
+                ctx.metrics.topics.produced(&p.partition.topic, p.location.length, records);
                 let run = tail::run_bytes(&object, p.location.position as usize..(p.location.position + p.location.length) as usize);
                 let log_start = p.partition.with_state(|s| {
                     s.high_watermark = high_watermark;
@@ -274,11 +277,14 @@ async fn finish(ctx: &AgentContext, stage: Stage, put: Result<(), StorageError>,
                 view.working.remove(&p.leadership());
                 p.partition.with_state(|s| s.fenced = true);
                 ctx.partitions.remove_led(&p.partition);
+                ctx.metrics.lease_lost(LeaseLoss::Fenced, 1);
                 answer(p.replies, 0, Some(ResponseError::NotLeaderOrFollower));
             }
         }
     }
     ctx.commits.send_modify(|generation| *generation += 1);
+    ctx.metrics.flush_duration.observe(started.elapsed().as_secs_f64());
+    ctx.metrics.flush_bytes.observe(object.len() as f64);
     debug!(key, bytes = object.len(), partitions = commits.len(), ?put_done, total = ?started.elapsed(), "flushed");
     true
 }
