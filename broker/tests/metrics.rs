@@ -174,3 +174,73 @@ fn labels(text: &str) -> BTreeMap<String, String> {
     }
     out
 }
+
+/// The provisioned Grafana dashboard is well formed, uses the provisioned datasource, and queries
+/// only metrics the agent exports (names taken from a live agent's exposition after traffic that
+/// creates every labelled series).
+#[tokio::test]
+async fn the_dashboard_queries_only_exported_metrics() {
+    // A long lease: a loaded machine stalling renewals must not turn these counts into NOT_LEADER.
+    let agent = TestAgent::start(&["--lease-ttl-ms", "10000"]).await;
+    let mut c = agent.client().await;
+    create(&mut c, "shown", 1).await;
+    produce(&mut c, "shown", 0, batch(&[b"a", b"b"], None)).await;
+    produce(&mut c, "shown", 3, batch(&[b"x"], None)).await;
+    c.send(11, &fetch_request("shown", 0, 0, 0, 1 << 20)).await;
+    commit_offset(&mut c, "watched", "shown", 1).await;
+    let text = streamhouse::metrics::render(agent.agent().context()).await;
+    agent.stop().await;
+    // Family name -> type, from the `# TYPE` lines.
+    let families: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split_once(' ')).collect();
+    let exported = |name: &str| {
+        families.contains_key(name)
+            || ["_bucket", "_sum", "_count"].iter().any(|s| name.strip_suffix(s).is_some_and(|f| families.get(f) == Some(&"histogram")))
+    };
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/grafana/dashboards/streamhouse-overview.json");
+    let json = std::fs::read_to_string(path).expect("the dashboard file");
+    let dashboard: serde_json::Value = serde_json::from_str(&json).expect("the dashboard is JSON");
+    assert_eq!(dashboard["uid"], "streamhouse-overview");
+    assert!(dashboard["title"].as_str().is_some_and(|t| !t.is_empty()));
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut ids = std::collections::HashSet::new();
+    let mut used = std::collections::BTreeSet::new();
+    for p in panels {
+        let title = p["title"].as_str().expect("every panel has a title");
+        assert!(ids.insert(p["id"].as_u64().expect("numeric id")), "panel id of {title} repeated");
+        let grid = &p["gridPos"];
+        let (x, w) = (grid["x"].as_u64().expect("x"), grid["w"].as_u64().expect("w"));
+        assert!(x + w <= 24 && grid["h"].as_u64().is_some_and(|h| h > 0), "{title} does not fit the 24-column grid");
+        if p["type"] == "row" {
+            continue;
+        }
+        assert_eq!(p["datasource"]["uid"], "prometheus", "{title}: the provisioned datasource");
+        let targets = p["targets"].as_array().filter(|t| !t.is_empty()).unwrap_or_else(|| panic!("{title} has no query"));
+        for t in targets {
+            let expr = t["expr"].as_str().unwrap_or_else(|| panic!("{title}: a target without expr"));
+            used.extend(metric_names(expr));
+        }
+    }
+    let variables = dashboard["templating"]["list"].as_array().expect("templating list");
+    for v in variables {
+        used.extend(metric_names(v["definition"].as_str().unwrap_or_default()));
+    }
+    let unknown: Vec<&String> = used.iter().filter(|n| !exported(n)).collect();
+    assert!(unknown.is_empty(), "the dashboard queries metrics the agent does not export: {unknown:?}");
+    for needed in ["streamhouse_request_duration_seconds_bucket", "streamhouse_consumer_group_lag", "streamhouse_leaderless_partitions"] {
+        assert!(used.contains(needed), "the dashboard should show {needed}");
+    }
+}
+
+/// Every `streamhouse_...` identifier in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("streamhouse_") {
+        let tail = &rest[at..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        out.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    out
+}
