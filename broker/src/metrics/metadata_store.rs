@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use prometheus::HistogramVec;
 use streamhouse_metadata::{
     AgentId, AgentInfo, AgentStore, ClusterStore, CommitOutcome, CommittedOffset, GroupState, GroupStore, Lease, LeaseStore, MetadataStore,
-    NewTopic, PartitionCommit, PartitionId, PartitionState, ProducerState, ProducerStore, Renewed, Result, SegmentRef, SegmentStore, Topic,
-    TopicStore,
+    NewTopic, PartitionCommit, PartitionId, PartitionOverview, PartitionState, ProducerState, ProducerStore, Renewed, Result, SegmentRef,
+    SegmentStore, Topic, TopicStore,
 };
 use uuid::Uuid;
 
@@ -73,6 +73,9 @@ impl LeaseStore for InstrumentedMetadata {
     async fn all_partition_states(&self) -> Result<Vec<PartitionState>> {
         self.timed("all_partition_states", self.inner.all_partition_states()).await
     }
+    async fn partition_overview(&self) -> Result<Vec<PartitionOverview>> {
+        self.timed("partition_overview", self.inner.partition_overview()).await
+    }
     async fn partition_states(&self, topic_id: Uuid) -> Result<Vec<PartitionState>> {
         self.timed("partition_states", self.inner.partition_states(topic_id)).await
     }
@@ -127,6 +130,9 @@ impl GroupStore for InstrumentedMetadata {
     }
     async fn group_coordinator(&self, group: &str) -> Result<Option<AgentId>> {
         self.timed("group_coordinator", self.inner.group_coordinator(group)).await
+    }
+    async fn group_coordinators(&self) -> Result<Vec<(String, AgentId)>> {
+        self.timed("group_coordinators", self.inner.group_coordinators()).await
     }
     async fn save_group(&self, agent: AgentId, epoch: i32, state: &GroupState) -> Result<()> {
         self.timed("save_group", self.inner.save_group(agent, epoch, state)).await
