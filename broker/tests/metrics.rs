@@ -1,6 +1,7 @@
 //! The agent's metrics through real traffic: produce, fetch, a refused produce and a committed
-//! offset move the counters and gauges the API spec names, and the exposition is valid Prometheus
-//! text format (checked by `promtool check metrics` when it is installed).
+//! offset move the counters and gauges the API spec names, and the exposition, rendered directly and
+//! scraped from GET /metrics, is valid Prometheus text format (checked by `promtool check metrics`
+//! when it is installed).
 
 mod common;
 
@@ -62,10 +63,31 @@ async fn traffic_moves_the_counters_and_the_exposition_parses() {
     assert!(m.get("streamhouse_uptime_seconds", &[]) > 0.0);
     promtool_accepts(&text);
 
+    // The same over HTTP, as Prometheus scrapes it; the first scrape is counted by the second.
+    let (content_type, _) = scrape_http(&agent).await;
+    assert_eq!(content_type, "text/plain; version=0.0.4");
+    let (_, body) = scrape_http(&agent).await;
+    let m = Exposition::parse(&body);
+    assert_eq!(m.get("streamhouse_requests_total", &[("api", "Produce")]), 3.0);
+    assert!(m.get("streamhouse_http_requests_total", &[("route", "/metrics"), ("status", "200")]) >= 1.0);
+    promtool_accepts(&body);
+
     commit_offset(&mut c, "lagging", "metered", 4).await;
     let m = Exposition::parse(&streamhouse::metrics::render(agent.agent().context()).await);
     assert_eq!((m.get("streamhouse_consumer_group_lag", &lag), m.get("streamhouse_consumer_group_lag_seconds", &lag)), (0.0, 0.0));
     agent.stop().await;
+}
+
+/// GET /metrics on the agent's HTTP API: (content type, body).
+async fn scrape_http(agent: &TestAgent) -> (String, String) {
+    let url = format!("{}/metrics", agent.http());
+    tokio::task::spawn_blocking(move || {
+        let mut response = ureq::get(&url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        (content_type, response.body_mut().read_to_string().expect("a text body"))
+    })
+    .await
+    .expect("the scrape ran")
 }
 
 /// A simple consumer's commit (no generation, no member), which makes this agent the group's coordinator.
@@ -188,7 +210,8 @@ async fn the_dashboard_queries_only_exported_metrics() {
     produce(&mut c, "shown", 3, batch(&[b"x"], None)).await;
     c.send(11, &fetch_request("shown", 0, 0, 0, 1 << 20)).await;
     commit_offset(&mut c, "watched", "shown", 1).await;
-    let text = streamhouse::metrics::render(agent.agent().context()).await;
+    scrape_http(&agent).await;
+    let (_, text) = scrape_http(&agent).await;
     agent.stop().await;
     // Family name -> type, from the `# TYPE` lines.
     let families: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split_once(' ')).collect();

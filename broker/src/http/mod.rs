@@ -3,6 +3,7 @@
 //! | method | path | module |
 //! |---|---|---|
 //! | GET | /health/live, /health/ready | `health` |
+//! | GET | /metrics (Prometheus text format) | `metrics` |
 //! | GET | /api/v1/cluster, /api/v1/agents, /api/v1/leases | `cluster` |
 //! | GET, POST | /api/v1/topics | `topics` |
 //! | GET, DELETE | /api/v1/topics/{name} | `topics` |
@@ -26,6 +27,7 @@ mod health;
 mod kafka;
 mod lookup;
 mod messages;
+mod metrics;
 mod produce;
 mod topics;
 
@@ -65,6 +67,7 @@ pub fn api_router(state: Shared) -> Router {
     Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .route("/metrics", get(metrics::scrape))
         .route("/api/v1/cluster", get(cluster::summary))
         .route("/api/v1/agents", get(cluster::agents))
         .route("/api/v1/leases", get(cluster::leases))
@@ -78,6 +81,7 @@ pub fn api_router(state: Shared) -> Router {
         .route("/api/v1/groups/{id}/reset-offsets", post(groups::reset_offsets))
         .fallback(no_such_endpoint)
         .layer(middleware::from_fn_with_state(state.clone(), refuse_writes))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::count))
         .with_state(state)
 }
 

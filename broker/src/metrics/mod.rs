@@ -80,6 +80,7 @@ pub struct Metrics {
     pub object_store: ObjectStoreMetrics,
     /// Handed to the [`InstrumentedMetadata`] stacked under the agent's metadata store.
     pub metadata_duration: HistogramVec,
+    http_requests: IntCounterVec,
     scrape: scrape::Gauges,
     /// One scrape at a time: a scrape resets and refills the labelled gauges it computes.
     scraping: tokio::sync::Mutex<()>,
@@ -128,10 +129,20 @@ impl Metrics {
                 "Duration of metadata-store calls (each one transaction or statement), by operation.",
                 &["operation"],
             ),
+            http_requests: reg.int_counter_vec(
+                "streamhouse_http_requests_total",
+                "Requests to the agent's HTTP API and console listeners, by route pattern and status code.",
+                &["route", "status"],
+            ),
             scrape: scrape::Gauges::new(&reg),
             scraping: tokio::sync::Mutex::new(()),
             registry,
         }
+    }
+
+    /// One HTTP request answered: not the hot path, so the label lookup per request is fine.
+    pub fn http_request(&self, route: &str, status: u16) {
+        self.http_requests.with_label_values(&[route, &status.to_string()]).inc();
     }
 
     pub fn lease_lost(&self, reason: LeaseLoss, partitions: u64) {
