@@ -249,6 +249,7 @@
   }
 
   async function refreshMetrics() {
+    if (state.metricsAvailable === false) return; // this agent has no /metrics: asked once
     let text;
     try {
       const resp = await fetch('/metrics', { cache: 'no-store' });
