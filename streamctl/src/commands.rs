@@ -2,7 +2,7 @@
 //! API's answer pretty-printed. Commands that print as they go (`produce` from standard input,
 //! `consume --follow`) print one JSON document per answer, a stream `jq` reads as it comes.
 
-use std::io::{BufRead, ErrorKind, Write};
+use std::io::{BufRead, ErrorKind, IsTerminal, Write};
 use std::thread::sleep;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -138,7 +138,12 @@ fn produce(api: &Client, out: Output, args: &ProduceArgs) -> Result<(), Error> {
     if let Some(value) = &args.value {
         return send(value);
     }
-    for line in std::io::stdin().lock().lines() {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        // Someone typing: say what is expected, as kafka-console-producer's prompt does.
+        eprintln!("Type one record value per line; Ctrl-D ends.");
+    }
+    for line in stdin.lock().lines() {
         let line = line.map_err(|e| Error::Message(format!("cannot read standard input: {e}")))?;
         send(&line)?;
     }
