@@ -90,6 +90,14 @@ def test_agents_are_built_from_the_repository_dockerfile(compose):
         assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == REPO / "docker" / "Dockerfile"
 
 
+def test_agents_check_their_readiness_with_streamctl(compose):
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text()
+    assert "--bin streamctl" in dockerfile and "/usr/local/bin/streamctl" in dockerfile, "the image carries the CLI"
+    for name in AGENTS:
+        test = compose["services"][name]["healthcheck"]["test"]
+        assert test == ["CMD", "streamctl", "--api", f"http://127.0.0.1:{API_PORT}", "cluster", "health"], test
+
+
 def test_no_two_containers_share_a_host_port(compose):
     owners: dict[int, str] = {}
     for name, service in compose["services"].items():
