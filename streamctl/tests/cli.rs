@@ -34,19 +34,17 @@ struct Harness {
 
 impl Harness {
     fn start() -> Harness {
+        Self::start_with(&[])
+    }
+
+    /// An agent with `extra` agent flags.
+    fn start_with(extra: &[&str]) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().to_string_lossy().to_string();
-        let config = Config::parse_from([
-            "streamhouse",
-            "--data-dir",
-            &data,
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--console-listen",
-            "off",
-        ]);
+        let mut args =
+            vec!["streamhouse", "--data-dir", &data, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--console-listen", "off"];
+        args.extend_from_slice(extra);
+        let config = Config::parse_from(args);
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let agent = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -594,6 +592,18 @@ fn groups_with_a_member() {
     assert!(busy.starts_with("streamctl: NON_EMPTY_GROUP: "), "{busy}");
     let busy = h.fails(&["group", "reset-offsets", "live", "--topic", "events", "--to-earliest"]);
     assert!(busy.starts_with("streamctl: NON_EMPTY_GROUP: "), "{busy}");
+}
+
+#[test]
+fn read_only_agents_refuse_writes() {
+    let h = Harness::start_with(&["--http-read-only"]);
+    let info = h.table(&["cluster", "info"]);
+    assert!(info.contains("READ-ONLY   yes\n"), "{info}");
+    assert_eq!(h.json(&["cluster", "info"])["read_only"], true);
+    for args in [&["topic", "create", "t"][..], &["produce", "t", "--value", "x"], &["group", "delete", "g"]] {
+        let refused = h.fails(args);
+        assert!(refused.starts_with("streamctl: CLUSTER_AUTHORIZATION_FAILED: "), "{args:?}: {refused}");
+    }
 }
 
 #[test]
