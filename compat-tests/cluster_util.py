@@ -361,7 +361,7 @@ class Agent:
             rc = self.proc.poll()
             if rc is not None:
                 raise ClusterError(f"{self} exited with code {rc} during startup\n{self.log_tail()}")
-            if port_accepts(self.host, self.port):
+            if port_accepts(self.host, self.port) and port_accepts(self.host, self.http_port):
                 return
             time.sleep(0.05)
         raise ClusterError(f"{self} did not accept connections within {timeout}s\n{self.log_tail()}")

@@ -109,7 +109,8 @@ class BrokerProcess:
                 pytest.fail(
                     f"broker exited with code {rc} during startup\n{self.log_tail()}", pytrace=False
                 )
-            if port_accepts(self.host, self.port):
+            # The HTTP API binds after the Kafka port: wait for both.
+            if port_accepts(self.host, self.port) and port_accepts(self.host, self.http_port):
                 return
             time.sleep(0.05)
         self.proc.kill()

@@ -186,6 +186,8 @@ else
     command -v cargo >/dev/null || die "cargo not found (install Rust, or set STREAMHOUSE_BIN)"
     step "cargo fmt --check (one style for the workspace: rustfmt.toml)"
     (cd "$ROOT" && cargo fmt --all --check >/dev/null) || die "the code is not formatted as rustfmt.toml says: run cargo fmt --all"
+    step "cargo clippy --workspace --all-targets (warnings fail the run)"
+    (cd "$ROOT" && cargo clippy --workspace --all-targets --quiet -- -D warnings) || die "clippy found warnings: fix them (cargo clippy --workspace --all-targets)"
     step "cargo build --bins (the agent and the frame fuzzer)"
     (cd "$ROOT" && cargo build --bins)
     step "cargo test --workspace"

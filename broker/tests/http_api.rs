@@ -69,6 +69,10 @@ async fn health_follows_the_stores() {
     a.metadata.set(Op::Every, Fault::None);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(get(&a, "/health/ready").await.0, 200);
+    // What SIGTERM does first: from then on the agent is not ready, while it still drains.
+    a.agent().context().shutdown.cancel();
+    let ready = get(&a, "/health/ready").await;
+    assert_eq!((ready.0, &ready.1["checks"]["shutting_down"]), (503, &json!(true)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
