@@ -307,6 +307,8 @@ class Agent:
         self.host = "127.0.0.1"
         self.port = free_port()
         self.bootstrap = f"{self.host}:{self.port}"
+        self.http_port = free_port()
+        self.http = f"http://{self.host}:{self.http_port}"
         self.workdir = cluster.workdir / f"agent-{agent_id}"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "agent.log"
@@ -326,7 +328,8 @@ class Agent:
                "--listen", self.bootstrap, "--advertised-address", self.bootstrap,
                "--agent-id", str(self.id), "--data-dir", str(self.workdir / "data"),
                "--metadata-url", c.metadata_url, "--object-store-url", c.object_store_url,
-               "--lease-ttl-ms", str(self.lease_ttl_ms)]
+               "--lease-ttl-ms", str(self.lease_ttl_ms),
+               "--http-listen", f"{self.host}:{self.http_port}", "--console-listen", "off"]
         if self.zone:
             cmd += ["--zone", self.zone]
         if self.group:
@@ -358,7 +361,7 @@ class Agent:
             rc = self.proc.poll()
             if rc is not None:
                 raise ClusterError(f"{self} exited with code {rc} during startup\n{self.log_tail()}")
-            if port_accepts(self.host, self.port):
+            if port_accepts(self.host, self.port) and port_accepts(self.host, self.http_port):
                 return
             time.sleep(0.05)
         raise ClusterError(f"{self} did not accept connections within {timeout}s\n{self.log_tail()}")

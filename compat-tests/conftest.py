@@ -54,6 +54,11 @@ class BrokerProcess:
         self.host = "127.0.0.1"
         self.port = free_port()
         self.bootstrap = f"{self.host}:{self.port}"
+        # The HTTP API and console on ports of their own, kept across restarts.
+        self.http_port = free_port()
+        self.console_port = free_port()
+        self.http = f"http://{self.host}:{self.http_port}"
+        self.console = f"http://{self.host}:{self.console_port}"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         # set when the test itself ended the process (kill/stop), so an unexpected exit is detectable
@@ -66,6 +71,8 @@ class BrokerProcess:
             "--listen", self.bootstrap,
             "--advertised-address", self.bootstrap,
             "--data-dir", str(self.data_dir),
+            "--http-listen", f"{self.host}:{self.http_port}",
+            "--console-listen", f"{self.host}:{self.console_port}",
         ]
         cmd += shlex.split(os.environ.get("STREAMHOUSE_ARGS", ""))
         return cmd
@@ -102,7 +109,8 @@ class BrokerProcess:
                 pytest.fail(
                     f"broker exited with code {rc} during startup\n{self.log_tail()}", pytrace=False
                 )
-            if port_accepts(self.host, self.port):
+            # The HTTP API binds after the Kafka port: wait for both.
+            if port_accepts(self.host, self.port) and port_accepts(self.host, self.http_port):
                 return
             time.sleep(0.05)
         self.proc.kill()

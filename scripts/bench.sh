@@ -299,7 +299,8 @@ start_broker() {
     mkdir -p "$BROKER_DATA"
     case $target in
         streamhouse)
-            local args=(--listen "$BROKER_ADDR" --advertised-address "$BROKER_ADDR" --data-dir "$BROKER_DATA")
+            local args=(--listen "$BROKER_ADDR" --advertised-address "$BROKER_ADDR" --data-dir "$BROKER_DATA"
+                        --http-listen "127.0.0.1:$(free_port)" --console-listen off)
             if "$SH_BIN" --help 2>&1 | grep -q -- '--default-partitions'; then
                 args+=(--default-partitions "$PARTITIONS")
             else

@@ -24,7 +24,7 @@ PARENT="${FUZZ_DIR:-$([ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm || ech
 DIR="$(mktemp -d "$PARENT/streamhouse-fuzz.XXXXXX")"
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 # Partition limits keep what the fuzzer may create small; everything else is the default agent.
-"$BIN/streamhouse" --data-dir "$DIR" --listen "127.0.0.1:$PORT" --max-partitions 2000 --max-partitions-per-topic 100 \
+"$BIN/streamhouse" --data-dir "$DIR" --listen "127.0.0.1:$PORT" --http-listen off --console-listen off --max-partitions 2000 --max-partitions-per-topic 100 \
     >"$DIR/agent.log" 2>&1 &
 AGENT=$!
 trap 'kill "$AGENT" 2>/dev/null || true; wait "$AGENT" 2>/dev/null || true' EXIT

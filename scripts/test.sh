@@ -68,6 +68,7 @@ sha256_of() { cat "$@" | sha256sum | cut -d" " -f1; }
 # ---- system packages --------------------------------------------------------------------------
 step "checking system packages"
 apt_install ca-certificates
+apt_install docker-compose prometheus  # compat-tests/test_compose.py validates docker/ with them
 apt_install chromium
 if ! command -v kcat >/dev/null; then
     apt_install kcat
@@ -186,6 +187,8 @@ else
     command -v cargo >/dev/null || die "cargo not found (install Rust, or set STREAMHOUSE_BIN)"
     step "cargo fmt --check (one style for the workspace: rustfmt.toml)"
     (cd "$ROOT" && cargo fmt --all --check >/dev/null) || die "the code is not formatted as rustfmt.toml says: run cargo fmt --all"
+    step "cargo clippy --workspace --all-targets (warnings fail the run)"
+    (cd "$ROOT" && cargo clippy --workspace --all-targets --quiet -- -D warnings) || die "clippy found warnings: fix them (cargo clippy --workspace --all-targets)"
     step "cargo build --bins (the agent and the frame fuzzer)"
     (cd "$ROOT" && cargo build --bins)
     step "cargo test --workspace"

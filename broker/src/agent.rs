@@ -3,7 +3,7 @@
 //! Shutdown order: stop accepting; let connections finish their in-flight requests (the flusher is
 //! still running, so every waiting producer gets its answer); stop the flusher once it has flushed
 //! the rest, renewing our leases all along so those last commits hold; then stop renewing and
-//! release our leases so another agent can take over at once.
+//! release our leases so another agent can take over at once; the HTTP listeners close last.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use crate::error::BrokerError;
 use crate::partition::table::PartitionTable;
 use crate::partition::tail::TailBudget;
 use crate::partition::writer::WriteQueue;
-use crate::{groups, leases, partition, server, sweeper};
+use crate::{groups, http, leases, partition, server, sweeper};
 use streamhouse_metadata::{AgentInfo, MetadataError, MetadataStore, SystemClock};
 
 /// How long shutdown waits for connections to finish their in-flight requests.
@@ -38,6 +38,10 @@ pub struct Agent {
     flusher_stop: CancellationToken,
     flusher: tokio::task::JoinHandle<()>,
     leases_stop: CancellationToken,
+    http: TaskTracker,
+    http_stop: CancellationToken,
+    http_addr: Option<SocketAddr>,
+    console_addr: Option<SocketAddr>,
 }
 
 impl Agent {
@@ -63,6 +67,8 @@ impl Agent {
             config.advertised_address = Some(local_addr.to_string());
         }
         let advertised = config.advertised().map_err(|e| BrokerError::Metadata(streamhouse_metadata::MetadataError::invalid(e)))?;
+        let listeners =
+            http::Listeners::bind(config.http_listen.0, config.console_listen.0).await.map_err(streamhouse_protocol::ProtocolError::Io)?;
         refuse_a_live_agent_id(metadata.as_ref(), config.agent_id, config.lease_ttl()).await?;
         let objects = Arc::new(CachedStore::new(objects, config.read_cache_bytes as u64));
         let cluster_id = metadata.cluster_id().await?;
@@ -98,11 +104,24 @@ impl Agent {
         tasks.spawn(sweeper::run(ctx.clone()));
         tasks.spawn(groups::run(ctx.clone()));
         tasks.spawn(server::run(ctx.clone(), listener, connections.clone()));
-        Ok(Agent { ctx, local_addr, connections, tasks, flusher_stop, flusher, leases_stop })
+        let (http_addr, console_addr) = (listeners.api_addr(), listeners.console_addr());
+        let (http, http_stop) = (TaskTracker::new(), CancellationToken::new());
+        listeners.serve(&ctx, &http, http_stop.clone());
+        Ok(Agent { ctx, local_addr, connections, tasks, flusher_stop, flusher, leases_stop, http, http_stop, http_addr, console_addr })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the HTTP API listens, unless --http-listen is off.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Where the web console listens, unless --console-listen is off.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console_addr
     }
 
     pub fn context(&self) -> &AgentContext {
@@ -137,6 +156,12 @@ impl Agent {
         let ttl = self.ctx.config.lease_ttl();
         if tokio::time::timeout(ttl, leases::release(&self.ctx)).await.is_err() {
             warn!("releasing the leases took over {ttl:?}; they expire by themselves");
+        }
+        // Last, so /health/ready said 503 and /metrics answered all through the drain.
+        self.http_stop.cancel();
+        self.http.close();
+        if tokio::time::timeout(DRAIN_DEADLINE, self.http.wait()).await.is_err() {
+            warn!("HTTP requests still running after {DRAIN_DEADLINE:?}; leaving them");
         }
         info!("shutdown complete");
     }

@@ -18,6 +18,22 @@ pub struct Config {
     #[arg(long, env = "STREAMHOUSE_ADVERTISED_ADDRESS")]
     pub advertised_address: Option<String>,
 
+    /// Address of the HTTP API (JSON under /api/v1, /health/live, /health/ready, /metrics), or `off`.
+    #[arg(long, env = "STREAMHOUSE_HTTP_LISTEN", default_value = "127.0.0.1:3001")]
+    pub http_listen: Listener,
+
+    /// Address of the web console (its pages and the same API, so the pages call it same-origin), or `off`.
+    #[arg(long, env = "STREAMHOUSE_CONSOLE_LISTEN", default_value = "127.0.0.1:3002")]
+    pub console_listen: Listener,
+
+    /// Refuse every write through the HTTP API and hide the console's write controls.
+    #[arg(long, env = "STREAMHOUSE_HTTP_READ_ONLY")]
+    pub http_read_only: bool,
+
+    /// Log lines as human-readable text or as one JSON object per line (for log shippers).
+    #[arg(long, env = "STREAMHOUSE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
     /// This agent's id, the Kafka node id shown to clients.
     #[arg(long, env = "STREAMHOUSE_AGENT_ID", default_value_t = 0)]
     pub agent_id: i32,
@@ -160,6 +176,26 @@ pub struct Config {
     pub producer_id_expiration_check_interval_ms: u64,
 }
 
+/// A listening address, or `off` for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listener(pub Option<SocketAddr>);
+
+impl std::str::FromStr for Listener {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Listener(None));
+        }
+        s.parse().map(|a| Listener(Some(a))).map_err(|_| format!("'{s}' is neither host:port (an IP address and a port) nor 'off'"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 impl Config {
     pub fn metadata_url(&self) -> String {
         self.metadata_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("metadata.db").display()))
@@ -220,6 +256,9 @@ mod tests {
         assert_eq!(c.metadata_url(), "sqlite://./data/metadata.db");
         assert_eq!(c.object_store_url(), "file://./data/objects");
         assert_eq!(c.advertised(), Ok(("127.0.0.1".to_string(), 9092)));
+        assert_eq!(c.http_listen.0.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:3001"));
+        assert_eq!(c.console_listen.0.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:3002"));
+        assert!(!c.http_read_only);
         assert!(c.auto_create_topics);
         assert_eq!(c.flush_interval(), Duration::from_millis(1));
         let s3 = Config::parse_from(["streamhouse", "--object-store-url", "s3://b/p"]);
@@ -227,6 +266,14 @@ mod tests {
         assert_eq!(c.producer_id_expiration(), Duration::from_secs(86_400), "Kafka's default: one day");
         assert_eq!(c.producer_id_expiration_check_interval(), Duration::from_secs(600));
         assert!(Config::try_parse_from(["streamhouse", "--producer-id-expiration-ms", "0"]).is_err(), "Kafka's minimum is 1");
+    }
+
+    #[test]
+    fn listeners_can_be_turned_off() {
+        let c = Config::parse_from(["streamhouse", "--http-listen", "off", "--console-listen", "0.0.0.0:8080"]);
+        assert_eq!(c.http_listen, Listener(None));
+        assert_eq!(c.console_listen.0.map(|a| a.port()), Some(8080));
+        assert!(Config::try_parse_from(["streamhouse", "--http-listen", "localhost"]).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - `partition/`: the write path (writer, flusher), the read path (tail cache, reader),
 //!   idempotent-producer state, and the table of partitions this agent leads.
 //! - `groups/`: consumer-group coordination (the join/sync state machine, coordinator leases).
+//! - `http/`: the operator surface: JSON API, health checks, the web console.
 //! - `leases`: taking, renewing, balancing and handing off partition leases.
 //! - `cluster`: this agent's registration, the live agents, the local lease deadline.
 //! - `sweeper`: deletes objects no segment-index row references.
@@ -21,6 +22,7 @@ pub mod context;
 pub mod error;
 pub mod groups;
 pub mod handlers;
+pub mod http;
 pub mod leases;
 pub mod partition;
 pub mod server;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use streamhouse::agent::Agent;
-use streamhouse::config::Config;
+use streamhouse::config::{Config, LogFormat};
 use tokio::net::TcpListener;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -16,7 +16,11 @@ async fn main() -> ExitCode {
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.with_ansi(ansi).init(),
+        LogFormat::Json => logs.json().init(),
+    }
 
     // Watch for signals before the port opens, so a SIGTERM right after start is a clean stop.
     let stop = stop_signal();

@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::{
     AgentId, AgentInfo, AgentStore, ClusterStore, CommitOutcome, CommittedOffset, GroupState, GroupStore, Lease, LeaseStore, MetadataError,
-    MetadataStore, NewTopic, PartitionCommit, PartitionId, PartitionState, ProducerState, ProducerStore, Renewed, Result, SegmentRef,
-    SegmentStore, Topic, TopicStore,
+    MetadataStore, NewTopic, PartitionCommit, PartitionId, PartitionOverview, PartitionState, ProducerState, ProducerStore, Renewed,
+    Result, SegmentRef, SegmentStore, Topic, TopicStore,
 };
 
 /// What a call does instead of (or besides) its work.
@@ -146,6 +146,9 @@ impl LeaseStore for FaultyMetadata {
     async fn all_partition_states(&self) -> Result<Vec<PartitionState>> {
         self.apply(Op::Every, self.inner.all_partition_states()).await
     }
+    async fn partition_overview(&self) -> Result<Vec<PartitionOverview>> {
+        self.apply(Op::Every, self.inner.partition_overview()).await
+    }
     async fn partition_states(&self, topic_id: Uuid) -> Result<Vec<PartitionState>> {
         self.apply(Op::Every, self.inner.partition_states(topic_id)).await
     }
@@ -201,6 +204,9 @@ impl GroupStore for FaultyMetadata {
     }
     async fn group_coordinator(&self, group: &str) -> Result<Option<AgentId>> {
         self.apply(Op::Every, self.inner.group_coordinator(group)).await
+    }
+    async fn group_coordinators(&self) -> Result<Vec<(String, AgentId)>> {
+        self.apply(Op::Every, self.inner.group_coordinators()).await
     }
     async fn save_group(&self, agent: AgentId, epoch: i32, state: &GroupState) -> Result<()> {
         self.apply(Op::GroupWrite, self.inner.save_group(agent, epoch, state)).await

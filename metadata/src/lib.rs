@@ -75,6 +75,16 @@ pub struct PartitionState {
     pub log_start_offset: i64,
 }
 
+/// A partition as an operator sees it: its state, when its lease runs out, what it stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOverview {
+    pub state: PartitionState,
+    /// When the current lease expires (store clock, ms); 0 when it was released.
+    pub lease_expires_ms: i64,
+    /// Bytes of the segment runs the index holds for it.
+    pub stored_bytes: i64,
+}
+
 /// A lease just acquired: the new epoch and where the log stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
@@ -174,6 +184,9 @@ pub trait LeaseStore: Send + Sync {
     async fn release_lease(&self, agent: AgentId, id: PartitionId) -> Result<()>;
     /// Every partition of every topic, for balancing leases across agents.
     async fn all_partition_states(&self) -> Result<Vec<PartitionState>>;
+    /// Every partition with its lease expiry and stored bytes, ordered by id. Sums the segment
+    /// index: for the operator surface, not for the request path.
+    async fn partition_overview(&self) -> Result<Vec<PartitionOverview>>;
     async fn partition_states(&self, topic_id: Uuid) -> Result<Vec<PartitionState>>;
     async fn partition_state(&self, id: PartitionId) -> Result<Option<PartitionState>>;
     /// (epoch, start offset) pairs, oldest first, for OffsetForLeaderEpoch.
@@ -263,6 +276,8 @@ pub trait GroupStore: Send + Sync {
     async fn acquire_group_lease(&self, agent: AgentId, group: &str, ttl: Duration) -> Result<Option<i32>>;
     /// The agent holding a live coordinator lease on `group`, if any.
     async fn group_coordinator(&self, group: &str) -> Result<Option<AgentId>>;
+    /// Every group with a live coordinator lease, and its coordinator.
+    async fn group_coordinators(&self) -> Result<Vec<(String, AgentId)>>;
     /// Replaces the group's state. `Fenced` unless `agent` holds the lease at `epoch`.
     async fn save_group(&self, agent: AgentId, epoch: i32, state: &GroupState) -> Result<()>;
     async fn load_group(&self, group: &str) -> Result<Option<GroupState>>;

@@ -21,8 +21,8 @@ use crate::clock::{Clock, duration_ms};
 use crate::queries::{Queries as Q, new_cluster_id};
 use crate::{
     AgentId, AgentInfo, AgentStore, ClusterStore, CommitOutcome, CommittedOffset, GroupState, GroupStore, Lease, LeaseStore, MetadataError,
-    NewTopic, PartitionCommit, PartitionId, PartitionState, ProducerState, ProducerStore, Renewed, Result, SegmentRef, SegmentStore, Topic,
-    TopicStore,
+    NewTopic, PartitionCommit, PartitionId, PartitionOverview, PartitionState, ProducerState, ProducerStore, Renewed, Result, SegmentRef,
+    SegmentStore, Topic, TopicStore,
 };
 
 /// What a SQL backend does its own way, implemented by sqlx's database type (`Sqlite`,
@@ -253,6 +253,10 @@ for_every_backend! {
             Q::<DB>::all_partition_states(&mut *self.conn().await?, self.clock.now_ms()).await
         }
 
+        async fn partition_overview(&self) -> Result<Vec<PartitionOverview>> {
+            Q::<DB>::partition_overview(&mut *self.conn().await?, self.clock.now_ms()).await
+        }
+
         async fn partition_states(&self, topic_id: Uuid) -> Result<Vec<PartitionState>> {
             Q::<DB>::partition_states(&mut *self.conn().await?, topic_id, self.clock.now_ms()).await
         }
@@ -341,6 +345,10 @@ for_every_backend! {
 
         async fn group_coordinator(&self, group: &str) -> Result<Option<AgentId>> {
             Q::<DB>::group_coordinator(&mut *self.conn().await?, group, self.clock.now_ms()).await
+        }
+
+        async fn group_coordinators(&self) -> Result<Vec<(String, AgentId)>> {
+            Q::<DB>::group_coordinators(&mut *self.conn().await?, self.clock.now_ms()).await
         }
 
         async fn save_group(&self, agent: AgentId, epoch: i32, state: &GroupState) -> Result<()> {

@@ -96,6 +96,10 @@ impl TestAgent {
             &urls.metadata,
             "--object-store-url",
             &urls.objects,
+            "--http-listen",
+            "127.0.0.1:0",
+            "--console-listen",
+            "off",
         ];
         args.extend_from_slice(extra);
         let config = Config::parse_from(args);
@@ -110,6 +114,11 @@ impl TestAgent {
 
     pub fn agent(&self) -> &Agent {
         self.agent.as_ref().expect("running")
+    }
+
+    /// The base URL of the agent's HTTP API, e.g. `http://127.0.0.1:40123`.
+    pub fn http(&self) -> String {
+        format!("http://{}", self.agent().http_addr().expect("the HTTP API is on"))
     }
 
     pub async fn client(&self) -> RawClient {

@@ -33,6 +33,9 @@ const ACQUIRE: &str = "INSERT INTO group_leases \
 /// `$1` group, `$2` now.
 const COORDINATOR: &str = "SELECT coordinator_agent FROM group_leases \
      WHERE group_id = $1 AND coordinator_agent IS NOT NULL AND lease_expires_at_ms > $2";
+/// `$1` now.
+const COORDINATORS: &str = "SELECT group_id, coordinator_agent FROM group_leases \
+     WHERE coordinator_agent IS NOT NULL AND lease_expires_at_ms > $1";
 /// `$1` group, `$2` agent, `$3` epoch, `$4` now. Changes nothing but locks the lease row (see above).
 const FENCE: &str = "UPDATE group_leases SET coordinator_epoch = coordinator_epoch \
      WHERE group_id = $1 AND coordinator_agent = $2 AND coordinator_epoch = $3 \
@@ -122,6 +125,14 @@ where
     pub(crate) async fn group_coordinator(conn: &mut DB::Connection, group: &str, now_ms: i64) -> Result<Option<AgentId>> {
         let row = sqlx::query(COORDINATOR).bind(group).bind(now_ms).fetch_optional(&mut *conn).await?;
         row.map(|row| Ok(row.try_get(0)?)).transpose()
+    }
+
+    /// Sorted in Rust so both backends agree whatever PostgreSQL's collation.
+    pub(crate) async fn group_coordinators(conn: &mut DB::Connection, now_ms: i64) -> Result<Vec<(String, AgentId)>> {
+        let rows = sqlx::query(COORDINATORS).bind(now_ms).fetch_all(&mut *conn).await?;
+        let mut all = rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect::<Result<Vec<(String, AgentId)>>>()?;
+        all.sort_unstable();
+        Ok(all)
     }
 
     /// The groups renewed.

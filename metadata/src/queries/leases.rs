@@ -9,7 +9,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, 
 use uuid::Uuid;
 
 use super::{Queries, parse_uuid, uuid_text};
-use crate::{AgentId, Lease, MetadataError, PartitionId, PartitionState, Result};
+use crate::{AgentId, Lease, MetadataError, PartitionId, PartitionOverview, PartitionState, Result};
 
 /// `$1` agent, `$2` new expiry, `$3`/`$4` partition, `$5` now. Re-acquiring one's own lease also
 /// bumps the epoch: the caller is starting a new leadership and must fence its older self.
@@ -44,6 +44,14 @@ const STATES_OF_ALL: &str = "SELECT partition_index, \
      CASE WHEN lease_expires_at_ms > $1 THEN leader_agent ELSE NULL END, \
      leader_epoch, high_watermark, log_start_offset, topic_id FROM partitions \
      ORDER BY topic_id, partition_index";
+/// STATES_OF_ALL with the lease expiry (column 6) and the bytes indexed (column 7). PostgreSQL's SUM
+/// of a BIGINT is a NUMERIC, hence the cast.
+const OVERVIEW: &str = "SELECT p.partition_index, \
+     CASE WHEN p.lease_expires_at_ms > $1 THEN p.leader_agent ELSE NULL END, \
+     p.leader_epoch, p.high_watermark, p.log_start_offset, p.topic_id, p.lease_expires_at_ms, \
+     CAST(COALESCE((SELECT SUM(s.length) FROM segments s \
+       WHERE s.topic_id = p.topic_id AND s.partition_index = p.partition_index), 0) AS BIGINT) \
+     FROM partitions p ORDER BY p.topic_id, p.partition_index";
 const STATE_OF_PARTITION: &str = "SELECT partition_index, \
      CASE WHEN lease_expires_at_ms > $1 THEN leader_agent ELSE NULL END, \
      leader_epoch, high_watermark, log_start_offset FROM partitions \
@@ -131,6 +139,23 @@ where
             .collect::<Result<Vec<_>>>()?;
         states.sort_by_key(|state| state.id);
         Ok(states)
+    }
+
+    pub(crate) async fn partition_overview(conn: &mut DB::Connection, now_ms: i64) -> Result<Vec<PartitionOverview>> {
+        let rows = sqlx::query(OVERVIEW).bind(now_ms).fetch_all(&mut *conn).await?;
+        let mut all = rows
+            .iter()
+            .map(|row| {
+                let topic_id = parse_uuid(&row.try_get::<String, _>(5)?)?;
+                Ok(PartitionOverview {
+                    state: decode_state::<DB>(row, topic_id)?,
+                    lease_expires_ms: row.try_get(6)?,
+                    stored_bytes: row.try_get(7)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        all.sort_by_key(|p| p.state.id);
+        Ok(all)
     }
 
     pub(crate) async fn partition_states(conn: &mut DB::Connection, topic_id: Uuid, now_ms: i64) -> Result<Vec<PartitionState>> {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use streamhouse_metadata::{AgentInfo, CommitOutcome, ManualClock, MetadataStore, PartitionCommit, PartitionState};
+use streamhouse_metadata::{AgentInfo, Clock, CommitOutcome, ManualClock, MetadataStore, PartitionCommit, PartitionState};
 use uuid::Uuid;
 
 use super::{TTL, acquire, commit, create, pid, run};
@@ -175,4 +175,28 @@ pub async fn all_partition_states_cover_every_topic(store: &dyn MetadataStore, c
     store.delete_topic("a").await.unwrap();
     let left = store.all_partition_states().await.unwrap();
     assert_eq!(left.iter().map(|s| s.id).collect::<Vec<_>>(), [pid(&b, 0)]);
+}
+
+pub async fn partition_overview_adds_lease_expiry_and_stored_bytes(store: &dyn MetadataStore, clock: &ManualClock) {
+    let a = create(store, "a", 2).await;
+    let epoch = acquire(store, 1, pid(&a, 0)).await;
+    let lease_from = clock.now_ms();
+    store.commit_flush(1, &[commit(pid(&a, 0), epoch, 0, 4)]).await.unwrap();
+    store.commit_flush(1, &[commit(pid(&a, 0), epoch, 5, 6)]).await.unwrap();
+    let overview = store.partition_overview().await.unwrap();
+    assert_eq!(overview.len(), 2);
+    let (led, idle) = (&overview[0], &overview[1]);
+    assert_eq!(led.state, store.partition_state(pid(&a, 0)).await.unwrap().unwrap());
+    assert_eq!(led.lease_expires_ms, lease_from + TTL.as_millis() as i64);
+    assert_eq!(led.stored_bytes, (run(0, 4, 0).length + run(5, 6, 0).length) as i64);
+    assert_eq!((idle.state.leader, idle.lease_expires_ms, idle.stored_bytes), (None, 0, 0));
+}
+
+pub async fn group_coordinators_lists_live_group_leases(store: &dyn MetadataStore, clock: &ManualClock) {
+    assert!(store.group_coordinators().await.unwrap().is_empty());
+    store.acquire_group_lease(2, "b", TTL).await.unwrap();
+    store.acquire_group_lease(1, "a", TTL).await.unwrap();
+    assert_eq!(store.group_coordinators().await.unwrap(), [("a".to_string(), 1), ("b".to_string(), 2)]);
+    clock.advance(TTL);
+    assert!(store.group_coordinators().await.unwrap().is_empty(), "expired leases coordinate nothing");
 }

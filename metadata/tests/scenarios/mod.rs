@@ -64,6 +64,8 @@ macro_rules! scenario_tests {
             referenced_objects_follow_the_segment_index,
             release_lease_gives_up_one_partition,
             all_partition_states_cover_every_topic,
+            partition_overview_adds_lease_expiry_and_stored_bytes,
+            group_coordinators_lists_live_group_leases,
         );
     };
 }
