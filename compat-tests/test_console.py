@@ -213,8 +213,6 @@ def test_console_pages_and_flows(agent, pw, shots, unique):
             "window.streamhouseConsole.state.produceRates.some(r => r > 0)"), timeout=10,
             what="a produce rate above zero")
         assert page.evaluate("window.__noReload") == 1, "the page reloaded"
-        page.wait_for_timeout(2500)  # a few samples for the chart
-        br.shot(shots, "01-dashboard")
 
         # -- topics page: create a topic from the browser
         br.open("/topics", "#topics tbody tr[data-topic]")
@@ -344,6 +342,29 @@ def test_console_pages_and_flows(agent, pw, shots, unique):
         assert agent.bootstrap in text(page, "#agents-table")
         assert other in text(page, "#leases-table")
         br.shot(shots, "08-agents")
+
+        # -- the dashboard under steady traffic, for the screenshot (docs/console.png)
+        stop_traffic = threading.Event()
+
+        def traffic():
+            i = 0
+            while not stop_traffic.is_set():
+                for _ in range(40):
+                    p.produce(other if i % 4 else topic, value=b'{"event": "page_view"}', key=str(i).encode())
+                    i += 1
+                p.poll(0)
+                time.sleep(0.1)
+
+        producer = threading.Thread(target=traffic, daemon=True)
+        producer.start()
+        try:
+            br.open("/", "#dash-cards .card")
+            page.wait_for_timeout(12_000)  # samples for the throughput chart
+            assert page.evaluate("window.streamhouseConsole.state.produceRates.slice(-3).every(r => r > 0)")
+            br.shot(shots, "01-dashboard")
+        finally:
+            stop_traffic.set()
+            producer.join(10)
 
         # -- an API error appears as a banner with its Kafka error code
         br.open("/console", "#produce-form")

@@ -248,8 +248,10 @@
     return known ? sum : null;
   }
 
+  // the fetch rate: this agent's streamhouse_topic_records_out_total, summed over topics. An
+  // agent without /metrics is asked once; a counter not yet in the output counts as 0.
   async function refreshMetrics() {
-    if (state.metricsAvailable === false) return; // this agent has no /metrics: asked once
+    if (state.metricsAvailable === false) return;
     let text;
     try {
       const resp = await fetch('/metrics', { cache: 'no-store' });
@@ -258,9 +260,9 @@
     } catch (e) {
       return;
     }
+    state.metricsAvailable = true;
     const out = sumMetric(text, 'streamhouse_topic_records_out_total');
-    state.metricsAvailable = out != null;
-    if (out != null) pushRate(state.outSamples, state.fetchRates, Date.now(), out);
+    pushRate(state.outSamples, state.fetchRates, Date.now(), out == null ? 0 : out);
   }
 
   // ---- pages --------------------------------------------------------------------------------
@@ -301,7 +303,7 @@
           card('Messages stored', '<span title="' + esc(exact(c.messages)) + ' messages">' + fmtCount(c.messages) + '</span>' + unit('msgs'), bytes(c.bytes) + ' in segments') +
           card('Consumer groups', fmtCount(c.groups), (totalLag ? fmtCount(totalLag) + ' msgs total lag' : 'no lag')));
         const rateBox = (label, id, v, rates, sub) => '<div id="' + id + '"><div class="label">' + esc(label) + '</div><div class="value">' + fmtRate(v) + unit('msgs/s') +
-          '</div><div class="sub">' + sub + '</div>' + chart(rates) + '<div class="chart-axis"><span>2 min ago</span><span>now</span></div></div>';
+          '</div><div class="sub">' + sub + (rates.length > 1 ? ' · peak ' + fmtRate(Math.max(...rates)) + ' msgs/s' : '') + '</div>' + chart(rates) + '<div class="chart-axis"><span>2 min ago</span><span>now</span></div></div>';
         setHTML($('#dash-rates', el),
           rateBox('Produce rate', 'produce-rate', lastP, pr, lastP == null ? 'measuring…' : 'growth of stored messages, whole cluster') +
           (state.metricsAvailable ? rateBox('Fetch rate', 'fetch-rate', lastF, fr, lastF == null ? 'measuring…' : 'records served by this agent (/metrics)') : ''));
