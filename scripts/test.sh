@@ -68,6 +68,8 @@ sha256_of() { cat "$@" | sha256sum | cut -d" " -f1; }
 # ---- system packages --------------------------------------------------------------------------
 step "checking system packages"
 apt_install ca-certificates
+apt_install docker-compose prometheus  # compat-tests/test_compose.py validates docker/ with them
+apt_install chromium
 if ! command -v kcat >/dev/null; then
     apt_install kcat
 fi

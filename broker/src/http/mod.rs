@@ -20,6 +20,7 @@
 //! (`error`). `--http-read-only` refuses every method but GET in one place (`refuse_writes`).
 
 mod cluster;
+mod console;
 mod error;
 mod extract;
 mod groups;
@@ -143,7 +144,7 @@ impl Listeners {
         }
         if let Some(listener) = self.console {
             info!("console listening on http://{}", display_addr(&listener));
-            tasks.spawn(serve_on(listener, api_router(state), stop));
+            tasks.spawn(serve_on(listener, console::router().merge(api_router(state)), stop));
         }
     }
 }
