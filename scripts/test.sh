@@ -74,7 +74,6 @@ if ! command -v kcat >/dev/null; then
     apt_install kcat
 fi
 command -v kcat >/dev/null || die "kcat still missing after apt-get install kcat"
-apt_install prometheus
 
 PYTHON="${PYTHON:-python3}"
 if ! command -v "$PYTHON" >/dev/null || ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
