@@ -34,6 +34,8 @@
 #   BENCH_STEP_TIMEOUT=180   seconds before a single step is interrupted
 #   BENCH_TOOLS_DIR          cache dir (default: <repo>/target/bench-tools)
 #   BENCH_DATA_DIR           parent of the agent's temporary data dir (default: $TMPDIR or /tmp)
+#   BENCH_SCRAPE_METRICS=1   GET the agent's /metrics every second through the whole run, as
+#                            Prometheus would (the scrape count is reported); shows what scraping costs
 #
 # Only packages possibly installed with apt-get: build-essential (if cc, c++ or
 # make are missing) and python3-pip (only for the tansu comparison, if pip is
@@ -286,6 +288,8 @@ RUN_DIR=$TOOLS/last-run
 DATA_ROOT=""
 BROKER_PID=""
 BROKER_ADDR=""
+BROKER_HTTP_PORT=""
+SCRAPER_PID=""
 BROKER_LOG=""
 BROKER_DATA=""
 PERF_PID=""
@@ -299,8 +303,13 @@ start_broker() {
     mkdir -p "$BROKER_DATA"
     case $target in
         streamhouse)
-            local args=(--listen "$BROKER_ADDR" --advertised-address "$BROKER_ADDR" --data-dir "$BROKER_DATA"
-                        --http-listen "127.0.0.1:$(free_port)" --console-listen off)
+            local args=(--listen "$BROKER_ADDR" --advertised-address "$BROKER_ADDR" --data-dir "$BROKER_DATA")
+            BROKER_HTTP_PORT=""
+            # Older agents (for before/after comparisons) have no HTTP API.
+            if "$SH_BIN" --help 2>&1 | grep -q -- '--http-listen'; then
+                BROKER_HTTP_PORT=$(free_port)
+                args+=(--http-listen "127.0.0.1:$BROKER_HTTP_PORT" --console-listen off)
+            fi
             if "$SH_BIN" --help 2>&1 | grep -q -- '--default-partitions'; then
                 args+=(--default-partitions "$PARTITIONS")
             else
@@ -352,6 +361,23 @@ stop_broker() {
     fi
     wait "$BROKER_PID" 2>/dev/null || true
     BROKER_PID=""
+}
+
+# scrape_metrics FILE: GET /metrics once a second while the agent runs; one line per scrape in FILE
+# ("ok" for a 200, else the status line).
+scrape_metrics() {
+    local out=$1 resp
+    while kill -0 "$BROKER_PID" 2>/dev/null; do
+        if exec 3<>"/dev/tcp/127.0.0.1/$BROKER_HTTP_PORT"; then
+            printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+            resp=$(head -c 64 <&3; cat <&3 >/dev/null)
+            exec 3>&-
+            case $resp in "HTTP/1."?" 200"*) echo ok ;; *) echo "${resp%%$'\r'*}" ;; esac >>"$out"
+        else
+            echo "connect failed" >>"$out"
+        fi
+        sleep 1
+    done
 }
 
 create_topic() {
@@ -469,6 +495,14 @@ run_suite() {
         R[$t,status]="did not start"
         return 0
     fi
+    if [[ ${BENCH_SCRAPE_METRICS:-0} == 1 ]]; then
+        if [[ $t == streamhouse && -n $BROKER_HTTP_PORT ]]; then
+            scrape_metrics "$logs/scrapes" &
+            SCRAPER_PID=$!
+        else
+            note "$t" "BENCH_SCRAPE_METRICS=1 but this agent has no /metrics: not scraped"
+        fi
+    fi
     create_topic "$t" "$topic_tput" || note "$t" "could not create topic $topic_tput"
     create_topic "$t" "$topic_lat" || note "$t" "could not create topic $topic_lat"
 
@@ -581,6 +615,14 @@ run_suite() {
         R[$t,disk]=$(du -sm "$BROKER_DATA" 2>/dev/null | awk '{ print $1 }')
     fi
     stop_broker
+    if [[ -n $SCRAPER_PID ]]; then
+        wait "$SCRAPER_PID" 2>/dev/null || true
+        SCRAPER_PID=""
+        local scraped failed
+        scraped=$(grep -c '^ok$' "$logs/scrapes" 2>/dev/null || true)
+        failed=$(grep -vc '^ok$' "$logs/scrapes" 2>/dev/null || true)
+        note "$t" "/metrics scraped every second during the run: ${scraped:-0} answered 200, ${failed:-0} did not (the last may be the agent stopping)"
+    fi
     info "$t: peak RSS ${R[$t,rss]:-n/a} MiB, CPU ${R[$t,cpu]:-n/a} s; logs in $logs"
 }
 
