@@ -124,3 +124,30 @@ def test_a_live_group_is_described_and_protected(broker):
         c.close()
     status, r = call("DELETE", f"{broker.http}/api/v1/groups/{group}")
     assert (status, r) == (200, {"deleted": group})
+
+
+def test_json_logs_are_one_object_per_line(tmp_path):
+    """--log-format json, for log shippers: every line the agent writes parses as JSON."""
+    import subprocess
+    import time
+
+    from procs import broker_bin, free_port, port_accepts
+
+    port, http = free_port(), free_port()
+    proc = subprocess.Popen([str(broker_bin()), "--listen", f"127.0.0.1:{port}", "--data-dir", str(tmp_path),
+                             "--http-listen", f"127.0.0.1:{http}", "--console-listen", "off",
+                             "--log-format", "json"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: port_accepts("127.0.0.1", http), timeout=30, what="the agent to listen")
+        time.sleep(0.2)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines, "the agent logged nothing"
+    events = [json.loads(ln) for ln in lines]
+    assert all({"timestamp", "level", "fields"} <= e.keys() for e in events), events[:3]
+    messages = [e["fields"].get("message", "") for e in events]
+    assert any("HTTP API listening" in m for m in messages), messages
+    assert any("shutdown complete" in m for m in messages), messages

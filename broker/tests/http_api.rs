@@ -232,6 +232,8 @@ async fn empty_groups_are_listed_reset_and_deleted() {
     );
     let (_, t) = get(&a, "/api/v1/topics/reads").await;
     assert_eq!(t["groups"], json!([{"group": "g1", "lag": 3}]));
+    let (_, all) = get(&a, "/api/v1/topics").await;
+    assert_eq!((&all[0]["groups"], &all[0]["lag"]), (&json!(1), &json!(3)), "{all}");
 
     // A dry run by default: shows the plan, changes nothing.
     let (status, plan) = post(&a, "/api/v1/groups/g1/reset-offsets", json!({"topic": "reads", "to": "earliest"})).await;

@@ -33,6 +33,9 @@ pub struct TopicSummary {
     partitions: i32,
     messages: i64,
     bytes: i64,
+    /// Groups with offsets committed on the topic, and their lag summed.
+    groups: usize,
+    lag: i64,
     config: BTreeMap<String, String>,
 }
 
@@ -40,16 +43,44 @@ pub async fn list(State(state): State<Shared>) -> ApiResult<Json<Vec<TopicSummar
     let md = &state.ctx.metadata;
     let (topics, partitions) = tokio::try_join!(md.topics(), md.partition_overview())?;
     let mut totals: HashMap<_, (i64, i64)> = HashMap::new();
+    let names: HashMap<_, _> = topics.iter().map(|t| (t.id, t.name.as_str())).collect();
+    let mut ends: HashMap<(&str, i32), i64> = HashMap::new();
     for p in &partitions {
         let t = totals.entry(p.state.id.topic_id).or_default();
         t.0 += p.state.high_watermark - p.state.log_start_offset;
         t.1 += p.stored_bytes;
+        if let Some(name) = names.get(&p.state.id.topic_id) {
+            ends.insert((name, p.state.id.partition), p.state.high_watermark);
+        }
+    }
+    let mut readers: HashMap<String, (usize, i64)> = HashMap::new();
+    for (_, offsets) in groups::committed_offsets(&state.ctx).await? {
+        let mut lag_by_topic: HashMap<&str, i64> = HashMap::new();
+        for o in &offsets {
+            *lag_by_topic.entry(o.topic.as_str()).or_default() +=
+                groups::lag(o.offset, ends.get(&(o.topic.as_str(), o.partition)).copied().unwrap_or(0));
+        }
+        for (topic, lag) in lag_by_topic {
+            let r = readers.entry(topic.to_string()).or_default();
+            r.0 += 1;
+            r.1 += lag;
+        }
     }
     let mut out: Vec<TopicSummary> = topics
-        .into_iter()
+        .iter()
         .map(|t| {
             let (messages, bytes) = totals.get(&t.id).copied().unwrap_or_default();
-            TopicSummary { id: t.id.to_string(), partitions: t.partitions, messages, bytes, config: t.configs, name: t.name }
+            let (groups, lag) = readers.get(&t.name).copied().unwrap_or_default();
+            TopicSummary {
+                id: t.id.to_string(),
+                partitions: t.partitions,
+                messages,
+                bytes,
+                groups,
+                lag,
+                config: t.configs.clone(),
+                name: t.name.clone(),
+            }
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));

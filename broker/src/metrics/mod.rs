@@ -1,5 +1,5 @@
-//! The agent's Prometheus metrics: names and labels are the contract in the API spec's "Metrics"
-//! section (dashboards, the console and the docs are built against them), served as the classic text
+//! The agent's Prometheus metrics: names and labels are the contract the README's Metrics table
+//! documents (the Grafana dashboard and the console are built against them), served as the classic text
 //! format (0.0.4) that `promtool check metrics` and every Prometheus read.
 //!
 //! - `requests`: per-API requests, errors by Kafka error name and durations; connections.

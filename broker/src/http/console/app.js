@@ -392,10 +392,11 @@
       const shown = topics.filter((t) => t.name.toLowerCase().includes(f));
       setHTML($('#topics-hint', el), shown.length === topics.length ? topics.length + (topics.length === 1 ? ' topic' : ' topics') : shown.length + ' of ' + topics.length + ' topics');
       setHTML($('#topics-table', el),
-        '<table id="topics"><thead><tr><th>Name</th><th class="num">Partitions</th><th class="num">Messages</th><th class="num">Size</th><th>Config</th></tr></thead><tbody>' +
+        '<table id="topics"><thead><tr><th>Name</th><th class="num">Partitions</th><th class="num">Messages</th><th class="num">Size</th><th class="num">Groups</th><th class="num">Lag</th><th>Config</th></tr></thead><tbody>' +
         (shown.length ? shown.map((t) => '<tr data-topic="' + esc(t.name) + '"><td>' + topicLink(t.name) + '</td><td class="num">' + esc(t.partitions) +
-          '</td><td class="num">' + count(t.messages, 'messages') + '</td><td class="num">' + bytes(t.bytes) + '</td><td>' + configChips(t.config) + '</td></tr>').join('')
-          : emptyRow(5, topics.length ? 'No topic matches the filter.' : 'No topics yet.')) +
+          '</td><td class="num">' + count(t.messages, 'messages') + '</td><td class="num">' + bytes(t.bytes) + '</td><td class="num">' + esc(t.groups) +
+          '</td><td class="num">' + count(t.lag, 'messages behind, summed over the groups reading it') + '</td><td>' + configChips(t.config) + '</td></tr>').join('')
+          : emptyRow(7, topics.length ? 'No topic matches the filter.' : 'No topics yet.')) +
         '</tbody></table>');
     }
     return {
