@@ -36,7 +36,7 @@ MEMBER = textwrap.dedent("""
     bootstrap, group, topic, session, rebalance = sys.argv[1:]
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
                   "session.timeout.ms": int(session), "max.poll.interval.ms": int(rebalance),
-                  "heartbeat.interval.ms": 500})
+                  "heartbeat.interval.ms": 500, "debug": "cgrp"})
     c.subscribe([topic], on_assign=lambda c, ps: print("ASSIGNED", [p.partition for p in ps], flush=True))
     while True:
         c.poll(0.2)
@@ -82,7 +82,7 @@ def test_group_recovers_from_a_dead_member_within_its_session_timeout(cluster, u
     assigned = []
     y = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
                   "session.timeout.ms": SESSION_MS, "max.poll.interval.ms": 30000,
-                  "heartbeat.interval.ms": 500})
+                  "heartbeat.interval.ms": 500, "debug": "cgrp"})
     y.subscribe([topic], on_assign=lambda c, ps: assigned.append(
         (time.monotonic(), sorted(p.partition for p in ps))))
     try:

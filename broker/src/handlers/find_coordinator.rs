@@ -35,7 +35,13 @@ async fn coordinator_of(ctx: &AgentContext, group: &str) -> std::result::Result<
     if chosen == ctx.agent_id {
         return Ok(ctx.cluster.me.clone());
     }
-    live.into_iter().find(|a| a.id == chosen).ok_or(ResponseError::CoordinatorNotAvailable)
+    if let Some(agent) = live.into_iter().find(|a| a.id == chosen) {
+        return Ok(agent);
+    }
+    // Our list of live agents is refreshed once a lease round: an agent that registered (and took
+    // the group's lease) since then is already in the store.
+    let fresh = ctx.metadata.live_agents().await.map_err(|e| BrokerError::from(e).response_error())?;
+    fresh.into_iter().find(|a| a.id == chosen).ok_or(ResponseError::CoordinatorNotAvailable)
 }
 
 const KEY_GROUP: i8 = 0;

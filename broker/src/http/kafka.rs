@@ -66,7 +66,12 @@ async fn over_tcp<R: Request>(
     version: i16,
     request: &R,
 ) -> ApiResult<Bytes> {
-    let agent = ctx.cluster.agent(target).ok_or_else(|| {
+    // The cached list lags a lease round behind the store: an agent that just joined is read there.
+    let agent = match ctx.cluster.agent(target) {
+        Some(a) => Some(a),
+        None => ctx.metadata.live_agents().await?.into_iter().find(|a| a.id == target),
+    };
+    let agent = agent.ok_or_else(|| {
         ApiError::kafka(
             kafka_protocol::error::ResponseError::BrokerNotAvailable,
             format!("agent {target} is not live; retry once the cluster settles"),
