@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from cluster_util import cluster  # noqa: F401
 from compat_util import wait_until
@@ -68,7 +68,17 @@ def test_three_agents_answer_alike_and_their_metrics_add_up(cluster, unique):
 
     group = unique("ops-group")
     c = Consumer({"bootstrap.servers": cluster.bootstrap(), "group.id": group, "enable.auto.commit": False})
-    c.commit(offsets=[TopicPartition(topic, p, 1) for p in range(PARTITIONS)], asynchronous=False)
+
+    def committed():
+        # A consumer that never polled may not know its coordinator yet (_WAIT_COORD): retry, as apps do.
+        try:
+            c.commit(offsets=[TopicPartition(topic, p, 1) for p in range(PARTITIONS)], asynchronous=False)
+            return True
+        except KafkaException:
+            c.poll(0.2)
+            return False
+
+    wait_until(committed, timeout=30, what="the group's offsets committed")
     c.close()
     lag = produced - PARTITIONS
 
