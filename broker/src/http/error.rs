@@ -86,20 +86,13 @@ fn status_of(e: ResponseError) -> StatusCode {
     }
 }
 
-/// `UnknownTopicOrPartition` → `UNKNOWN_TOPIC_OR_PARTITION`, the name Kafka's docs and tools use.
+/// `UnknownTopicOrPartition` → `UNKNOWN_TOPIC_OR_PARTITION`, the name Kafka's docs and tools use; a
+/// code the codec does not know keeps its number.
 pub fn kafka_name(e: ResponseError) -> String {
-    let ResponseError::Unknown(code) = e else {
-        let camel = format!("{e:?}");
-        let mut out = String::with_capacity(camel.len() + 8);
-        for (i, c) in camel.chars().enumerate() {
-            if c.is_ascii_uppercase() && i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_uppercase());
-        }
-        return out;
-    };
-    format!("UNKNOWN_ERROR_{code}")
+    match e {
+        ResponseError::Unknown(code) => format!("UNKNOWN_ERROR_{code}"),
+        known => crate::metrics::kafka_error_name(known),
+    }
 }
 
 /// A sentence for a code that came back from a Kafka handler without one.

@@ -27,7 +27,7 @@ use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterV
 
 pub use metadata_store::InstrumentedMetadata;
 pub use object_store::{InstrumentedStore, ObjectStoreMetrics};
-pub use requests::{Connections, OpenConnection, Requests};
+pub use requests::{Connections, OpenConnection, Requests, kafka_error_name};
 pub use scrape::render;
 pub use topics::Topics;
 
